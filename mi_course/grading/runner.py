@@ -1,0 +1,114 @@
+"""Run the graded tests in child processes, so that nothing a learner's code does stops the report.
+
+Each lesson runs in its own pytest process; per-test time limits come from pytest-timeout. When a process
+dies or hangs past its wall-clock limit (``os._exit``, a segfault, a hang inside C code), the exercises it
+had not finished are re-run one per process, so one broken exercise never hides the others.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mi_course.grading.exercise_files import ExerciseId
+from mi_course.grading.plugin import IMPL_ENV
+from mi_course.grading.report import ExerciseResult, format_table, read_jsonl, summarize
+from mi_course.paths import repo_root
+
+LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
+EXERCISE_WALL_LIMIT = 300  # seconds for one exercise's re-run
+
+
+def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
+    """Lesson number -> its graded test file, e.g. '08' -> tests/graded/test_l08_superposition.py."""
+    files = {p.name[6:8]: p for p in sorted((repo_root() / "tests" / "graded").glob("test_l[0-9][0-9]_*.py"))}
+    if lessons:
+        wanted = {l.zfill(2) for l in lessons}
+        unknown = wanted - files.keys()
+        if unknown:
+            raise ValueError(f"no graded tests for lesson(s) {', '.join(sorted(unknown))}; "
+                             f"lessons with tests: {', '.join(files)}")
+        files = {k: v for k, v in files.items() if k in wanted}
+    return files
+
+
+def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
+                impl: str) -> int | str:
+    """Exit code of one pytest process, or 'timeout' when it ran past ``wall_limit`` seconds."""
+    cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
+           "-q", "--no-header", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+    if test_timeout:
+        cmd += ["--timeout", str(test_timeout)]
+    env = {**os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run(cmd, cwd=repo_root(), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=wall_limit, text=True)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    if proc.returncode not in (0, 1, 5) and not jsonl.exists():
+        # pytest itself failed (a broken test file): show its output, this is the course's bug
+        sys.stderr.write(proc.stdout[-3000:])
+    return proc.returncode
+
+
+def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: list[str] | None = None,
+          test_timeout: float | None = None) -> list[ExerciseResult]:
+    """Grade ``impl`` ('exercises', 'solutions' or a folder); one result per exercise."""
+    exercise_ids = [str(ExerciseId.parse(e)) for e in exercises or []]
+    if exercise_ids:
+        lessons = sorted({e[:2] for e in exercise_ids} | set(lessons or []))
+    rows: list[ExerciseResult] = []
+    with tempfile.TemporaryDirectory(prefix="mi-grade-") as tmp:
+        for lesson, test_file in graded_test_files(lessons).items():
+            jsonl = Path(tmp) / f"{lesson}.jsonl"
+            wanted = [e for e in exercise_ids if e.startswith(lesson + ".")]
+            args = [str(test_file)] + [a for e in wanted for a in ("--exercise", e)]
+            rc = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
+            collected, results = read_jsonl(jsonl)
+            unfinished = sorted({collected[n][0] for n in collected if n not in results})
+            for exercise in unfinished:  # the process died or hung: isolate what it had not reached
+                rc_one = _run_pytest([str(test_file), "--exercise", exercise], jsonl, EXERCISE_WALL_LIMIT,
+                                     test_timeout, impl)
+                collected, results = read_jsonl(jsonl)
+                for nodeid, (ex, _) in collected.items():
+                    if ex == exercise and nodeid not in results:
+                        results[nodeid] = ("timeout", "took too long and was stopped") if rc_one == "timeout" \
+                            else ("crashed", f"the test process died (exit code {rc_one}) while running this "
+                                             f"test: does your code call exit() or crash Python?")
+            if not collected and rc not in (0, 5):
+                rows.append(ExerciseResult(f"{lesson}.*", status="error",
+                                           message=f"the graded tests of lesson {lesson} could not run "
+                                                   f"(pytest exit {rc}); see the output above"))
+            rows += summarize(collected, results)
+    return rows
+
+
+def check(exercise: str, impl: str | None = None, test_timeout: float | None = None) -> None:
+    """Grade one exercise and print one line of feedback (and the first failure). Never raises.
+
+    Returns nothing so that a notebook cell ending in ``check(...)`` shows only the feedback."""
+    try:
+        eid = ExerciseId.parse(exercise)
+        impl = impl or os.environ.get(IMPL_ENV) or "exercises"
+        rows = [r for r in grade(impl, exercises=[str(eid)], test_timeout=test_timeout) if r.id == str(eid)]
+        if not rows:
+            print(f"? {eid}: no graded tests found for this exercise (is the id right?)")
+            return
+        row = rows[0]
+        score = f"{row.points_earned}/{row.points_possible} points"
+        if row.status == "passed":
+            print(f"PASS {eid}: {score}")
+        elif row.status == "not started":
+            print(f"TODO {eid}: {score}: not started yet. Fill in the exercise cell, run it, then check again.")
+        else:
+            print(f"FAIL {eid} ({row.status}): {score}\n  {row.message}")
+    except Exception as err:  # feedback must never stop "Run all"
+        print(f"check({exercise!r}) could not run: {type(err).__name__}: {err}")
+
+
+def print_report(rows: list[ExerciseResult], impl: str) -> None:
+    print(f"mi-course grade (impl: {impl})")
+    print(format_table(rows))

@@ -1,0 +1,162 @@
+"""Lesson notebooks: built from plain-text sources, executed headless.
+
+Sources live in ``notebooks/src/NN_name.py`` in the percent format (``# %%`` starts a code cell,
+``# %% [markdown]`` a markdown cell whose lines start with ``# ``). Two special cells:
+
+    # %% [setup]                 the setup cell, from mi_course/templates/setup_cell.py (same everywhere)
+    # %% [exercise] 08.ToyModel  a %%exercise cell holding that exercise's stub, cut from the stubs that
+                                 solutions/ generates, so notebook, exercises/ and solutions/ never drift
+
+``build_notebook`` makes the ``.ipynb``; ``run_notebook`` executes one with nbclient.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from mi_course.grading.exercise_files import ExerciseId, lesson_modules, make_stubs, region_text
+from mi_course.paths import PACKAGE_DIR, repo_root
+
+CELL = re.compile(r"^# %%(?: \[(?P<kind>\w+)\])?(?: (?P<arg>\S+))?\s*$")
+
+
+def repo_url() -> str:
+    """The course's git URL, from pyproject's [project.urls] (tomllib is not in Python 3.10)."""
+    m = re.search(r'^Repository = "(.+)"$', (repo_root() / "pyproject.toml").read_text(), re.M)
+    if not m:
+        raise ValueError("pyproject.toml needs [project.urls] Repository = \"...\"")
+    return m.group(1)
+
+
+def setup_cell_source(lesson: str) -> str:
+    template = (PACKAGE_DIR / "templates" / "setup_cell.py").read_text()
+    return template.replace("{repo_url}", repo_url()).replace("{lesson}", lesson).rstrip("\n")
+
+
+def exercise_cell_source(exercise: str) -> str:
+    eid = ExerciseId.parse(exercise)
+    solutions = lesson_modules(repo_root() / "solutions")
+    stubs = make_stubs(solutions[eid.lesson].read_text(), eid.lesson)
+    return f"%%exercise {eid}\n" + region_text(stubs, eid.name).rstrip("\n")
+
+
+def _markdown(lines: list[str]) -> str:
+    out = []
+    for line in lines:
+        if line.startswith("# "):
+            out.append(line[2:])
+        elif line.strip() in ("#", ""):
+            out.append("")
+        else:
+            raise ValueError(f"markdown lines must start with '# ': {line!r}")
+    return "\n".join(out).strip("\n")
+
+
+def parse_source(text: str) -> list[tuple[str, str | None, list[str]]]:
+    """(kind, argument, lines) per cell; kind is code, markdown, setup or exercise."""
+    cells: list[tuple[str, str | None, list[str]]] = []
+    for line in text.splitlines():
+        m = CELL.match(line)
+        if m:
+            cells.append((m["kind"] or "code", m["arg"], []))
+        elif cells:
+            cells[-1][2].append(line)
+        elif line.strip():
+            raise ValueError(f"text before the first '# %%' cell marker: {line!r}")
+    return cells
+
+
+def build_notebook(src: Path) -> nbformat.NotebookNode:
+    lesson = Path(src).stem[:2]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}, "colab": {"provenance": []}, "accelerator": "GPU"}
+    for i, (kind, arg, lines) in enumerate(parse_source(Path(src).read_text())):
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            cell = nbformat.v4.new_markdown_cell(_markdown(lines))
+        elif kind == "setup":
+            cell = nbformat.v4.new_code_cell(setup_cell_source(lesson), metadata={"tags": ["setup"]})
+        elif kind == "exercise":
+            cell = nbformat.v4.new_code_cell(exercise_cell_source(arg), metadata={"tags": ["exercise"],
+                                                                                "exercise": arg})
+        elif kind == "code":
+            cell = nbformat.v4.new_code_cell(body)
+        else:
+            raise ValueError(f"{src}: unknown cell kind [{kind}]")
+        cell.id = f"{lesson}-{i:03d}"
+        nb.cells.append(cell)
+    return nb
+
+
+def notebook_sources() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((repo_root() / "notebooks" / "src").glob("[0-9][0-9]_*.py"))}
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """Lesson notebooks by name, number or path (all when ``names`` is empty)."""
+    folder = repo_root() / "notebooks"
+    every = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return every
+    out = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.exists():
+            out.append(path.resolve())
+            continue
+        hits = [p for p in every if p.stem == name or p.stem.startswith(name.zfill(2) + "_")]
+        if not hits:
+            raise FileNotFoundError(f"no notebook {name!r}; notebooks: {', '.join(p.stem for p in every)}")
+        out += hits
+    return out
+
+
+@dataclass
+class RunResult:
+    notebook: str
+    status: str  # ok, failed, timed out
+    seconds: float
+    error: str = ""
+
+
+def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str = "solutions",
+                 mode: str = "lite") -> RunResult:
+    """Execute a notebook top to bottom (lite mode, the solutions by default) and save the executed copy."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    env_before = {k: os.environ.get(k) for k in ("MI_COURSE_MODE", "MI_COURSE_IMPL")}
+    os.environ.update(MI_COURSE_MODE=mode, MI_COURSE_IMPL=impl)
+    start = time.perf_counter()
+    status, error = "ok", ""
+    try:
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+    except CellTimeoutError as err:
+        status, error = "timed out", str(err).strip().splitlines()[-1] if str(err).strip() else "cell timed out"
+    except CellExecutionError as err:
+        lines = [l for l in str(err).strip().splitlines() if l.strip()]
+        status, error = "failed", lines[-1] if lines else "a cell raised"
+    except Exception as err:  # kernel died, could not start, ...
+        status, error = "failed", f"{type(err).__name__}: {err}"
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - start
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    return RunResult(path.stem, status, seconds, error)

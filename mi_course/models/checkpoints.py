@@ -1,0 +1,83 @@
+"""Shipped files and their sha256: every checkpoint is verified before it is loaded.
+
+``mi_course/checkpoints/MANIFEST.json`` maps a path (relative to that folder) to its sha256 and size.
+Weights are safetensors; configs and model cards are JSON. A file whose hash differs is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mi_course.paths import CHECKPOINT_DIR
+
+MANIFEST_NAME = "MANIFEST.json"
+
+
+class ChecksumError(RuntimeError):
+    """A file's sha256 differs from the manifest: it is corrupt, truncated or was replaced."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
+    path = Path(folder) / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_manifest(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
+    """Hash every file under ``folder`` (except the manifest) and write the manifest."""
+    folder = Path(folder)
+    entries = {
+        p.relative_to(folder).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME and "__pycache__" not in p.parts
+    }
+    (folder / MANIFEST_NAME).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    return entries
+
+
+def verified_path(relative: str, folder: Path = CHECKPOINT_DIR) -> Path:
+    """The path of a shipped file after checking it against the manifest."""
+    folder = Path(folder)
+    entry = read_manifest(folder).get(relative)
+    path = folder / relative
+    if entry is None:
+        raise ChecksumError(f"{relative} is not in {folder / MANIFEST_NAME}; refusing to load an unlisted file "
+                            "(after training, run `python scripts/update_manifest.py`)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is listed in the manifest but missing: reinstall or re-clone the course")
+    actual = sha256(path)
+    if actual != entry["sha256"]:
+        raise ChecksumError(f"{path} has sha256 {actual[:12]}..., the manifest says {entry['sha256'][:12]}...: "
+                            "the file is corrupt or was replaced. Re-clone the course or retrain it with its "
+                            "script and update the manifest.")
+    return path
+
+
+def load_json(relative: str, folder: Path = CHECKPOINT_DIR) -> dict:
+    return json.loads(verified_path(relative, folder).read_text())
+
+
+def load_state_dict(relative: str, folder: Path = CHECKPOINT_DIR) -> dict[str, torch.Tensor]:
+    """A verified state dict from a ``.safetensors`` file, or a ``.pt`` file read with weights_only."""
+    path = verified_path(relative, folder)
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Save weights as safetensors (contiguous copies, shared storage broken)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(path))

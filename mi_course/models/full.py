@@ -1,0 +1,122 @@
+"""Full-mode loaders: the real models from lucent, torchvision, TransformerLens and SAELens.
+
+Each loader first checks whether its weights are cached or its host answers (2 s probe). Offline with
+nothing cached it raises :class:`OfflineError` at once, instead of letting a hub client retry for half a
+minute; offline with a cache it tells the Hugging Face clients to use the cache only (HF_HUB_OFFLINE).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from mi_course.config import network_available
+
+HF_HOST = "huggingface.co"
+
+
+class OfflineError(RuntimeError):
+    """The weights are not cached and their host cannot be reached."""
+
+
+def _hub_file(url: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _need_url(url: str) -> None:
+    host = urlparse(url).hostname
+    if not _hub_file(url).exists() and not network_available(host):
+        raise OfflineError(f"{host} cannot be reached and {_hub_file(url).name} is not in the torch hub cache")
+
+
+def _hf_offline_if_unreachable() -> None:
+    if network_available(HF_HOST):
+        return
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:  # the hub client reads the variable once at import; tell an already-imported one too
+        import huggingface_hub.constants as hf_constants
+
+        hf_constants.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+
+
+class Normalized(nn.Module):
+    """Wraps a torchvision classifier so it takes RGB in [0, 1] like every course vision model."""
+
+    def __init__(self, model: nn.Module, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def inceptionv1(**kwargs) -> nn.Module:
+    """lucent's InceptionV1. It expects x*255-117: lucent's render_vis applies that itself (it checks the
+    class name), so the model is returned unwrapped; hand-written probes use mi_course's vision helpers."""
+    from lucent.modelzoo.inceptionv1 import InceptionV1
+    from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
+
+    _need_url(model_urls["inceptionv1"])
+    return InceptionV1(pretrained=True, **kwargs)
+
+
+def alexnet(**kwargs) -> nn.Module:
+    from torchvision.models import AlexNet_Weights, alexnet as tv_alexnet
+
+    _need_url(AlexNet_Weights.DEFAULT.url)
+    return Normalized(tv_alexnet(weights=AlexNet_Weights.DEFAULT, **kwargs))
+
+
+def hooked(name: str):
+    """A loader for a TransformerLens pretrained model."""
+
+    def load(**kwargs):
+        from transformer_lens import HookedTransformer
+
+        _hf_offline_if_unreachable()
+        try:
+            return HookedTransformer.from_pretrained(name, **kwargs)
+        except Exception as err:  # the hub clients raise several types for "not in the cache"
+            if os.environ.get("HF_HUB_OFFLINE") == "1":
+                raise OfflineError(f"{HF_HOST} cannot be reached and {name} is not cached "
+                                   f"({type(err).__name__})") from None
+            raise
+
+    load.__name__ = f"hooked_{name}"
+    return load
+
+
+def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook_resid_pre", **kwargs):
+    from sae_lens import SAE
+
+    _hf_offline_if_unreachable()
+    try:
+        return SAE.from_pretrained(release, sae_id, **kwargs)
+    except Exception:
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise OfflineError(f"{HF_HOST} cannot be reached and {release}/{sae_id} is not cached") from None
+        raise
+
+
+def availability(loader) -> str:
+    """A word for ``mi-course doctor``: can full mode load this here?"""
+    name = getattr(loader, "__name__", "")
+    if name == "inceptionv1":
+        from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
+        url = model_urls["inceptionv1"]
+    elif name == "alexnet":
+        from torchvision.models import AlexNet_Weights
+        url = AlexNet_Weights.DEFAULT.url
+    else:
+        return "downloads on first use" if network_available(HF_HOST) else "offline (cache only)"
+    if _hub_file(url).exists():
+        return "cached"
+    return "downloads on first use" if network_available(urlparse(url).hostname) else "offline: unavailable"

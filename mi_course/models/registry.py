@@ -1,0 +1,134 @@
+"""One call loads any course model by role, in the current mode.
+
+    model = mi_course.load_model("attn-only-2l")          # lite or full, by MI_COURSE_MODE
+    card = mi_course.model_card("attn-only-2l")           # how it was made, where its mechanisms live
+
+Each role has a full loader (the real library model, downloaded on first use) and a lite counterpart: the
+folder ``mi_course/checkpoints/<role>/`` with ``config.json`` (whose ``kind`` picks a builder from
+``mi_course.models.lite``), ``model.safetensors`` and ``card.json``, all listed in the sha256 manifest.
+Adding a lite organism means training it with its script, which writes that folder and the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mi_course.config import get_device, get_mode
+from mi_course.models import checkpoints, full, lite
+from mi_course.paths import CHECKPOINT_DIR
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be loaded in this mode here (no network for full mode, or not shipped for lite)."""
+
+
+VISION_INPUT = ("RGB images in [0, 1], shape (batch, 3, H, W); the model normalizes internally "
+                "(InceptionV1: x*255-117, torchvision: ImageNet mean/std), so probes never normalize by hand")
+TOKENS_INPUT = "token ids (batch, pos) or strings, through model.to_tokens; a TransformerLens HookedTransformer"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    role: str
+    description: str
+    full_loader: Callable[..., Any] | None
+    full_card: dict = field(default_factory=dict)
+    input_contract: str = ""
+
+
+ROLES: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    ROLES[spec.role] = spec
+    return spec
+
+
+for _spec in (
+    ModelSpec("vision", "image classifier with curve detectors and circuits", full.inceptionv1,
+              {"source": "lucent InceptionV1 (GoogLeNet, inception5h weights)",
+               "citation": "Olah et al., Zoom In (Distill, 2020); Cammarata et al., Curve Detectors (2020)"},
+              VISION_INPUT),
+    ModelSpec("vision-b", "a second image classifier, for universality", full.alexnet,
+              {"source": "torchvision AlexNet (ImageNet weights)",
+               "citation": "Krizhevsky et al., 2012; Schubert et al., Curve Circuits (Distill, 2021)"},
+              VISION_INPUT),
+    ModelSpec("attn-only-1l", "one-layer attention-only transformer", full.hooked("attn-only-1l"),
+              {"source": "TransformerLens attn-only-1l", "citation": "Elhage et al., A Mathematical Framework (2021)"},
+              TOKENS_INPUT),
+    ModelSpec("attn-only-2l", "two-layer attention-only transformer (has induction heads)",
+              full.hooked("attn-only-2l"),
+              {"source": "TransformerLens attn-only-2l", "citation": "Olsson et al., In-context Learning and "
+                                                                      "Induction Heads (2022)"},
+              TOKENS_INPUT),
+    ModelSpec("lm", "language model with MLPs and LayerNorm", full.hooked("gpt2-small"),
+              {"source": "GPT-2 small through TransformerLens", "citation": "Radford et al., 2019"},
+              TOKENS_INPUT),
+    ModelSpec("sae", "sparse autoencoder on the language model's residual stream", full.saelens_sae,
+              {"source": "SAELens release gpt2-small-res-jb", "citation": "Bloom, 2024; Bricken et al., 2023"},
+              "activations (batch, d_in) from the hook named in cfg.metadata.hook_name"),
+    ModelSpec("modular-addition", "one-layer transformer trained on (a + b) mod p", None,
+              {"citation": "Nanda et al., Progress measures for grokking via mechanistic interpretability (2023)"},
+              "token ids (batch, 3): a, b, '='; predicts (a + b) mod p at the last position"),
+):
+    register(_spec)
+
+
+def _spec(role: str) -> ModelSpec:
+    if role not in ROLES:
+        raise KeyError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}")
+    return ROLES[role]
+
+
+def lite_shipped(role: str) -> bool:
+    manifest = checkpoints.read_manifest()
+    return all(f"{role}/{name}" in manifest for name in ("config.json", "model.safetensors"))
+
+
+def _load_lite(role: str, **kwargs) -> Any:
+    if not lite_shipped(role):
+        raise ModelUnavailable(
+            f"the lite model {role!r} is not shipped in {CHECKPOINT_DIR} yet: train it with its script under "
+            f"scripts/ (see the README), or use full mode (MI_COURSE_MODE=full) with network access"
+        )
+    config = checkpoints.load_json(f"{role}/config.json")
+    state = checkpoints.load_state_dict(f"{role}/model.safetensors")
+    return lite.build(config, state, folder=CHECKPOINT_DIR / role, **kwargs)
+
+
+def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any:
+    """The model for ``role`` in ``mode`` (default: the course mode), on the course device, in eval mode."""
+    spec = _spec(role)
+    mode = get_mode(mode)
+    if mode == "lite" or spec.full_loader is None:
+        model = _load_lite(role, **kwargs)
+    else:
+        try:
+            model = spec.full_loader(**kwargs)
+        except full.OfflineError as err:
+            raise ModelUnavailable(
+                f"full mode needs to download {spec.full_card.get('source', role)}, but {err}. Switch to lite "
+                f"mode (set MI_COURSE_MODE=lite, or call mi_course.set_mode('lite')) to use the shipped models."
+            ) from None
+    model = model.to(get_device() if device is None else device)
+    return model.eval() if hasattr(model, "eval") else model
+
+
+def model_card(role: str, mode: str | None = None) -> dict:
+    """What the model is, how it was made, and (lite) the measured properties and where mechanisms live."""
+    spec = _spec(role)
+    mode = get_mode(mode)
+    card = {"role": role, "mode": mode, "description": spec.description, "input": spec.input_contract}
+    if mode == "lite" or spec.full_loader is None:
+        if f"{role}/card.json" not in checkpoints.read_manifest():
+            raise ModelUnavailable(f"no model card for the lite model {role!r}: it is not shipped yet")
+        return {**card, **checkpoints.load_json(f"{role}/card.json")}
+    return {**card, **spec.full_card}
+
+
+def available_models() -> list[dict]:
+    """One row per role: whether its lite model is shipped and whether full mode can load it here."""
+    return [{"role": r, "lite": "shipped" if lite_shipped(r) else "not shipped",
+             "full": full.availability(s.full_loader) if s.full_loader else "uses the lite checkpoint"}
+            for r, s in ROLES.items()]

@@ -1,0 +1,1 @@
+"""Course tests. Graded tests live in tests/graded and grade --impl (default: exercises/)."""
