@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 ROOT_ENV = "MI_COURSE_ROOT"
+CHECKPOINTS_ENV = "MI_COURSE_CHECKPOINTS"
 PACKAGE_DIR = Path(__file__).resolve().parent
-CHECKPOINT_DIR = PACKAGE_DIR / "checkpoints"
+
+
+def checkpoint_dir() -> Path:
+    """The folder of shipped lite checkpoints (``$MI_COURSE_CHECKPOINTS`` overrides it, e.g. in tests)."""
+    return Path(os.environ.get(CHECKPOINTS_ENV) or PACKAGE_DIR / "checkpoints")
 
 
 def _is_root(path: Path) -> bool:

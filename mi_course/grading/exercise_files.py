@@ -168,7 +168,8 @@ def interface(source: str) -> dict[str, tuple[str, str | None]]:
 
     def visit(nodes, prefix=""):
         for node in nodes:
-            public = not node.name.startswith("_") or node.name == "__init__"
+            name = getattr(node, "name", "_")
+            public = not name.startswith("_") or name == "__init__"
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and public:
                 returns = ast.unparse(node.returns) if node.returns else ""
                 out[prefix + node.name] = (f"({ast.unparse(node.args)}) -> {returns}", ast.get_docstring(node))

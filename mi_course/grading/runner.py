@@ -1,8 +1,9 @@
 """Run the graded tests in child processes, so that nothing a learner's code does stops the report.
 
 Each lesson runs in its own pytest process; per-test time limits come from pytest-timeout. When a process
-dies or hangs past its wall-clock limit (``os._exit``, a segfault, a hang inside C code), the exercises it
-had not finished are re-run one per process, so one broken exercise never hides the others.
+dies or hangs past its wall-clock limit (``os._exit``, a segfault, a hang inside C code), the test it died
+in is charged to its exercise and the exercises it had not reached run again in a new process, so one
+broken exercise never hides the others.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import tempfile
 from pathlib import Path
 
 from mi_course.grading.exercise_files import ExerciseId
+from mi_course.grading.impl import impl_folder
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.grading.report import ExerciseResult, format_table, read_jsonl, summarize
 from mi_course.paths import repo_root
 
 LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
-EXERCISE_WALL_LIMIT = 300  # seconds for one exercise's re-run
 
 
 def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
@@ -57,6 +58,7 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
 def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: list[str] | None = None,
           test_timeout: float | None = None) -> list[ExerciseResult]:
     """Grade ``impl`` ('exercises', 'solutions' or a folder); one result per exercise."""
+    impl_folder(impl)  # a bad --impl is one clear error, not one per test
     exercise_ids = [str(ExerciseId.parse(e)) for e in exercises or []]
     if exercise_ids:
         lessons = sorted({e[:2] for e in exercise_ids} | set(lessons or []))
@@ -64,20 +66,27 @@ def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: 
     with tempfile.TemporaryDirectory(prefix="mi-grade-") as tmp:
         for lesson, test_file in graded_test_files(lessons).items():
             jsonl = Path(tmp) / f"{lesson}.jsonl"
-            wanted = [e for e in exercise_ids if e.startswith(lesson + ".")]
-            args = [str(test_file)] + [a for e in wanted for a in ("--exercise", e)]
-            rc = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
-            collected, results = read_jsonl(jsonl)
-            unfinished = sorted({collected[n][0] for n in collected if n not in results})
-            for exercise in unfinished:  # the process died or hung: isolate what it had not reached
-                rc_one = _run_pytest([str(test_file), "--exercise", exercise], jsonl, EXERCISE_WALL_LIMIT,
-                                     test_timeout, impl)
+            pending = [e for e in exercise_ids if e.startswith(lesson + ".")]
+            stopped: dict[str, tuple[str, str]] = {}  # results for tests whose process died under them
+            while True:
+                args = [str(test_file)] + [a for e in pending for a in ("--exercise", e)]
+                rc = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
                 collected, results = read_jsonl(jsonl)
-                for nodeid, (ex, _) in collected.items():
-                    if ex == exercise and nodeid not in results:
-                        results[nodeid] = ("timeout", "took too long and was stopped") if rc_one == "timeout" \
-                            else ("crashed", f"the test process died (exit code {rc_one}) while running this "
-                                             f"test: does your code call exit() or crash Python?")
+                results.update(stopped)
+                unfinished = [n for n in collected if n not in results]  # in the order pytest ran them
+                if not unfinished:
+                    break
+                # The first test without a result is the one the process died in (or hung in).
+                culprit = collected[unfinished[0]][0]
+                for nodeid in unfinished:
+                    if collected[nodeid][0] == culprit:
+                        stopped[nodeid] = ("timeout", "took too long and was stopped") if rc == "timeout" else \
+                            ("crashed", f"the test process died (exit code {rc}) while running this test: "
+                                        f"does your code call exit() or crash Python?")
+                pending = sorted({collected[n][0] for n in unfinished} - {culprit})
+                if not pending:
+                    results.update(stopped)
+                    break
             if not collected and rc not in (0, 5):
                 rows.append(ExerciseResult(f"{lesson}.*", status="error",
                                            message=f"the graded tests of lesson {lesson} could not run "

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from mi_course.paths import CHECKPOINT_DIR
+from mi_course.paths import checkpoint_dir
 
 MANIFEST_NAME = "MANIFEST.json"
 
@@ -30,14 +30,14 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
-    path = Path(folder) / MANIFEST_NAME
+def read_manifest(folder: Path | None = None) -> dict[str, dict]:
+    path = Path(folder or checkpoint_dir()) / MANIFEST_NAME
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def write_manifest(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
+def write_manifest(folder: Path | None = None) -> dict[str, dict]:
     """Hash every file under ``folder`` (except the manifest) and write the manifest."""
-    folder = Path(folder)
+    folder = Path(folder or checkpoint_dir())
     entries = {
         p.relative_to(folder).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
         for p in sorted(folder.rglob("*"))
@@ -47,9 +47,9 @@ def write_manifest(folder: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     return entries
 
 
-def verified_path(relative: str, folder: Path = CHECKPOINT_DIR) -> Path:
+def verified_path(relative: str, folder: Path | None = None) -> Path:
     """The path of a shipped file after checking it against the manifest."""
-    folder = Path(folder)
+    folder = Path(folder or checkpoint_dir())
     entry = read_manifest(folder).get(relative)
     path = folder / relative
     if entry is None:
@@ -65,11 +65,11 @@ def verified_path(relative: str, folder: Path = CHECKPOINT_DIR) -> Path:
     return path
 
 
-def load_json(relative: str, folder: Path = CHECKPOINT_DIR) -> dict:
+def load_json(relative: str, folder: Path | None = None) -> dict:
     return json.loads(verified_path(relative, folder).read_text())
 
 
-def load_state_dict(relative: str, folder: Path = CHECKPOINT_DIR) -> dict[str, torch.Tensor]:
+def load_state_dict(relative: str, folder: Path | None = None) -> dict[str, torch.Tensor]:
     """A verified state dict from a ``.safetensors`` file, or a ``.pt`` file read with weights_only."""
     path = verified_path(relative, folder)
     if path.suffix == ".safetensors":

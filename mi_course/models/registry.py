@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from mi_course.config import get_device, get_mode
 from mi_course.models import checkpoints, full, lite
-from mi_course.paths import CHECKPOINT_DIR
+from mi_course.paths import checkpoint_dir
 
 
 class ModelUnavailable(RuntimeError):
@@ -89,12 +89,12 @@ def lite_shipped(role: str) -> bool:
 def _load_lite(role: str, **kwargs) -> Any:
     if not lite_shipped(role):
         raise ModelUnavailable(
-            f"the lite model {role!r} is not shipped in {CHECKPOINT_DIR} yet: train it with its script under "
+            f"the lite model {role!r} is not shipped in {checkpoint_dir()} yet: train it with its script under "
             f"scripts/ (see the README), or use full mode (MI_COURSE_MODE=full) with network access"
         )
     config = checkpoints.load_json(f"{role}/config.json")
     state = checkpoints.load_state_dict(f"{role}/model.safetensors")
-    return lite.build(config, state, folder=CHECKPOINT_DIR / role, **kwargs)
+    return lite.build(config, state, folder=checkpoint_dir() / role, **kwargs)
 
 
 def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any:

@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine:
+#   make lab    installs the course into .venv (first time only) and opens it in JupyterLab
+#   make test   installs the same way and runs the course's whole test suite
+# The install pins exact versions from .ci/constraints.txt; pyproject keeps loose ranges for Colab.
+
+PYTHON ?= python3
+VENV ?= .venv
+CONSTRAINTS ?= .ci/constraints.txt
+BIN := $(VENV)/bin
+
+.PHONY: install lab test grade run doctor
+
+$(BIN)/mi-course: pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+install: $(BIN)/mi-course
+
+lab: install
+	$(BIN)/mi-course lab
+
+# build --check: exercises/, notebooks and the Classroom workflow match their sources.
+# pytest --impl solutions: course tests, graded tests on the solutions, stubs-fail meta-tests, notebooks.
+test: install
+	$(BIN)/mi-course build --check
+	$(BIN)/python -m pytest --impl solutions
+
+grade: install
+	$(BIN)/mi-course grade
+
+run: install
+	$(BIN)/mi-course run
+
+doctor: install
+	$(BIN)/mi-course doctor

@@ -1,0 +1,214 @@
+"""The grader: exercise files, per-exercise reports, isolation of broken answers, stubs fail, solutions pass."""
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from mi_course.cli import main as cli
+from mi_course.grading import exercise_files as ef
+from mi_course.grading.runner import grade
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SOLUTION = textwrap.dedent('''\
+    import torch
+
+    # >>> exercise: double
+    def double(x):
+        """Twice x."""
+        # BEGIN SOLUTION
+        return 2 * x
+        # END SOLUTION
+    # <<< exercise: double
+
+
+    # >>> exercise: Box
+    class Box:
+        """Holds a value."""
+
+        def __init__(self, value):
+            # BEGIN SOLUTION
+            self.value = value
+            # STUB: self.value = None
+            # END SOLUTION
+    # <<< exercise: Box
+''')
+
+
+def test_stubs_replace_solution_blocks():
+    stubs = ef.make_stubs(SOLUTION, "42")
+    assert "return 2 * x" not in stubs and "self.value = value" not in stubs
+    assert 'raise NotImplementedError("exercise 42.double: not started yet")' in stubs
+    assert "        self.value = None\n" in stubs  # the STUB line, uncommented at the block's indent
+    assert ef.interface(stubs) == ef.interface(SOLUTION)
+    assert list(ef.regions(stubs)) == ["double", "Box"]
+
+
+def test_replace_region_keeps_the_rest_of_the_file():
+    updated = ef.replace_region(SOLUTION, "double", "def double(x):\n    return x + x\n")
+    assert ef.region_text(updated, "double") == "def double(x):\n    return x + x\n"
+    assert ef.region_text(updated, "Box") == ef.region_text(SOLUTION, "Box")
+    appended = ef.replace_region(SOLUTION, "triple", "def triple(x):\n    return 3 * x\n")
+    assert ef.region_text(appended, "triple") == "def triple(x):\n    return 3 * x\n"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("# >>> exercise: a\n", "never closed"),
+    ("# <<< exercise: a\n", "without its start"),
+    ("# >>> exercise: a\n# >>> exercise: b\n", "inside region"),
+])
+def test_malformed_regions_are_reported(bad, message):
+    with pytest.raises(ValueError, match=message):
+        ef.regions(bad)
+
+
+def test_exercise_ids_are_validated():
+    assert str(ef.ExerciseId.parse("08.ToyModel")) == "08.ToyModel"
+    with pytest.raises(ValueError, match="08.ToyModel"):
+        ef.ExerciseId.parse("ToyModel")
+
+
+# A fake course with one lesson whose exercises are each broken in a different way.
+FAKE_TESTS = textwrap.dedent('''\
+    import pytest
+    import torch
+
+    from mi_course.grading.asserts import assert_finite, assert_shape, call_unmutated
+
+    LESSON = "l99_fake"
+    NAMES = ["ok", "raises", "hangs", "exits", "nan", "mutates", "wrong_shape", "not_started", "half"]
+
+
+    def make(name):
+        @pytest.mark.exercise(name, points=2)
+        def test_value(impl):
+            x = torch.ones(3)
+            out = assert_finite(call_unmutated(getattr(impl, name), x), f"{name}(x)")
+            assert_shape(out, (3,), f"{name}(x)")
+            assert torch.equal(out, 2 * torch.ones(3)), f"{name}(x) should be 2 * x"
+
+        @pytest.mark.exercise(name, points=1)
+        def test_type(impl):
+            assert isinstance(getattr(impl, name)(torch.zeros(2)), torch.Tensor), "should return a tensor"
+
+        return test_value, test_type
+
+
+    for _name in NAMES:
+        globals()[f"test_{_name}_value"], globals()[f"test_{_name}_type"] = make(_name)
+''')
+
+FAKE_IMPL = textwrap.dedent('''\
+    import os
+    import torch
+
+    def ok(x): return 2 * x
+    def raises(x): raise RuntimeError("learner bug")
+    def hangs(x):
+        while True:
+            pass
+    def exits(x): os._exit(3)
+    def nan(x): return x * float("nan")
+    def mutates(x): return x.mul_(2)
+    def wrong_shape(x): return (2 * x)[None]
+    def not_started(x): raise NotImplementedError("exercise 99.not_started: not started yet")
+    def half(x): return x
+''')
+
+
+@pytest.fixture
+def fake_course(tmp_path, monkeypatch):
+    root = tmp_path / "course"
+    (root / "tests" / "graded").mkdir(parents=True)
+    (root / "exercises").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    (root / "tests" / "graded" / "test_l99_fake.py").write_text(FAKE_TESTS)
+    impl = tmp_path / "impl"
+    impl.mkdir()
+    (impl / "l99_fake.py").write_text(FAKE_IMPL)
+    monkeypatch.setenv("MI_COURSE_ROOT", str(root))
+    return impl
+
+
+def test_each_broken_exercise_is_reported_and_none_hides_the_others(fake_course, tmp_path):
+    rows = {r.id: r for r in grade(str(fake_course), test_timeout=3)}
+    status = {k[3:]: (r.status, r.points_earned, r.points_possible) for k, r in rows.items()}
+    assert status == {
+        "ok": ("passed", 3, 3),
+        "raises": ("error", 0, 3),
+        "hangs": ("timed out", 0, 3),
+        "exits": ("error", 0, 3),
+        "nan": ("failed", 1, 3),
+        "mutates": ("failed", 1, 3),
+        "wrong_shape": ("failed", 1, 3),
+        "not_started": ("not started", 0, 3),
+        "half": ("failed", 1, 3),
+    }
+    assert "RuntimeError: learner bug" in rows["99.raises"].message
+    assert "process died" in rows["99.exits"].message
+    assert "NaN" in rows["99.nan"].message
+    assert "in place" in rows["99.mutates"].message
+    assert "shape (3)" in rows["99.wrong_shape"].message
+    assert "2 * x" in rows["99.half"].message
+
+
+def test_grade_command_writes_json_and_junit(fake_course, tmp_path, capsys):
+    out_json, out_xml = tmp_path / "g.json", tmp_path / "g.xml"
+    code = cli(["grade", "--impl", str(fake_course), "--exercise", "99.ok", "--exercise", "99.half",
+                "--json", str(out_json), "--junit", str(out_xml)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "99.ok" in table and "3/3" in table and "99.raises" not in table and "4/6" in table
+    data = json.loads(out_json.read_text())
+    assert data["points_earned"] == 4 and data["points_possible"] == 6
+    assert {e["id"]: e["status"] for e in data["exercises"]} == {"99.ok": "passed", "99.half": "failed"}
+    assert set(data["exercises"][0]) >= {"id", "points_earned", "points_possible", "status", "message"}
+    suite = ET.parse(out_xml).getroot().find("testsuite")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert cases["99.half"].find("failure") is not None and cases["99.ok"].find("failure") is None
+    assert cli(["grade", "--impl", str(fake_course), "--exercise", "99.half", "--strict"]) == 1
+    assert cli(["grade", "--impl", str(fake_course), "--exercise", "99.ok", "--strict"]) == 0
+
+
+def test_bad_grade_arguments_say_what_was_expected(fake_course, capsys):
+    assert cli(["grade", "--impl", str(fake_course), "--lesson", "42"]) == 2
+    assert "lessons with tests: 99" in capsys.readouterr().err
+    assert cli(["grade", "--impl", "/no/such/folder"]) == 2
+    assert "exercises" in capsys.readouterr().err
+
+
+def test_check_prints_feedback_and_never_raises(fake_course, monkeypatch, capsys):
+    from mi_course import check
+
+    monkeypatch.setenv("MI_COURSE_IMPL", str(fake_course))
+    assert check("99.ok") is None
+    assert check("99.mutates") is None
+    assert check("99.not_started") is None
+    assert check("not an id") is None
+    out = capsys.readouterr().out
+    assert "PASS 99.ok: 3/3" in out
+    assert "FAIL 99.mutates (failed): 1/3" in out and "in place" in out
+    assert "TODO 99.not_started" in out
+    assert "could not run" in out
+
+
+# The real lessons: stubs generated from solutions earn nothing, the solutions earn everything.
+def test_generated_stubs_fail_every_graded_test(tmp_path):
+    for lesson, path in ef.lesson_modules(ROOT / "solutions").items():
+        (tmp_path / path.name).write_text(ef.make_stubs(path.read_text(), lesson))
+    rows = grade(str(tmp_path))
+    assert rows, "no graded exercises found"
+    for row in rows:
+        assert row.points_earned == 0, f"{row.id}: the stub earns points; a test passes without any work"
+        assert row.status == "not started", f"{row.id}: {row.status}: {row.message}"
+        assert all(kind != "passed" for _, kind, _ in row.tests)
+
+
+def test_solutions_earn_full_points():
+    rows = grade("solutions")
+    bad = [(r.id, r.status, r.message) for r in rows if r.points_earned != r.points_possible]
+    assert rows and not bad
