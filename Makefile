@@ -24,7 +24,7 @@ lab: install
 # pytest --impl solutions: course tests, graded tests on the solutions, stubs-fail meta-tests, notebooks.
 test: install
 	$(BIN)/mi-course build --check
-	$(BIN)/python -m pytest --impl solutions
+	$(BIN)/python -m pytest tests --impl solutions
 
 grade: install
 	$(BIN)/mi-course grade

@@ -83,14 +83,14 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 # TransformerLens 3.x warns on every HookedTransformer; the course knowingly uses it (sae-lens needs <4).
-_KNOWN_WARNINGS = (
+KNOWN_WARNINGS = (
     (r"HookedTransformer(\.from_pretrained)? is deprecated", DeprecationWarning),
 )
 
 
 def silence_known_warnings() -> None:
     """Filter the warnings the course knows about and has decided to live with."""
-    for message, category in _KNOWN_WARNINGS:
+    for message, category in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 

@@ -19,7 +19,7 @@ import traceback
 
 import pytest
 
-from mi_course.config import silence_known_warnings
+from mi_course.config import KNOWN_WARNINGS, MODE_ENV, silence_known_warnings
 from mi_course.grading.exercise_files import ExerciseId, lesson_number
 
 IMPL_ENV = "MI_COURSE_IMPL"
@@ -36,6 +36,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     silence_known_warnings()
+    for message, category in KNOWN_WARNINGS:  # pytest resets warning filters per test; tell it too
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:{category.__name__}")
+    # Tests are calibrated on the shipped lite organisms, whatever mode the notebook runs in.
+    os.environ[MODE_ENV] = "lite"
     impl = config.getoption("impl") or os.environ.get(IMPL_ENV) or "exercises"
     config._mi_impl = impl
     # The learner's module is imported in this process and by any subprocess a test starts.
