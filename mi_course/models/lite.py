@@ -1,17 +1,23 @@
 """Builders for the lite model organisms: a shipped config + state dict -> a model.
 
 ``config.json`` has a ``kind`` that picks the builder; the rest of the config is the builder's. A new kind
-of organism registers its builder here with :func:`builder`.
+of organism registers its builder with :func:`builder` in its own module, named in ``KIND_MODULES`` so
+that it is imported only when such a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 BUILDERS: dict[str, Callable[..., Any]] = {}
+KIND_MODULES = {
+    "hooked_transformer_tokenized": "mi_course.models.lite_tokenized",
+    "cnn": "mi_course.models.lite_vision",
+}
 
 
 def builder(kind: str):
@@ -24,6 +30,8 @@ def builder(kind: str):
 
 def build(config: dict, state: dict[str, torch.Tensor], folder: Path, **kwargs) -> Any:
     kind = config.get("kind")
+    if kind not in BUILDERS and kind in KIND_MODULES:
+        importlib.import_module(KIND_MODULES[kind])
     if kind not in BUILDERS:
         raise ValueError(f"checkpoint config has kind {kind!r}; known kinds: {', '.join(BUILDERS)}")
     return BUILDERS[kind](config, state, folder, **kwargs)
