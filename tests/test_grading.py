@@ -212,3 +212,13 @@ def test_solutions_earn_full_points():
     rows = grade("solutions")
     bad = [(r.id, r.status, r.message) for r in rows if r.points_earned != r.points_possible]
     assert rows and not bad
+
+
+def test_a_broken_test_file_is_one_error_row_with_pytest_output(fake_course, capsys):
+    import os
+
+    root = Path(os.environ["MI_COURSE_ROOT"])
+    (root / "tests" / "graded" / "test_l98_broken.py").write_text("import no_such_module\nLESSON = 'l98_x'\n")
+    rows = grade(str(fake_course), lessons=["98"])
+    assert [(r.id, r.status) for r in rows] == [("98.*", "error")]
+    assert "no_such_module" in capsys.readouterr().err

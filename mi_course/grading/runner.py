@@ -37,8 +37,8 @@ def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
 
 
 def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
-                impl: str) -> int | str:
-    """Exit code of one pytest process, or 'timeout' when it ran past ``wall_limit`` seconds."""
+                impl: str) -> tuple[int | str, str]:
+    """(exit code or 'timeout' when it ran past ``wall_limit`` seconds, its output) of one pytest process."""
     cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
            "-q", "--no-header", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
     if test_timeout:
@@ -47,12 +47,10 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
     try:
         proc = subprocess.run(cmd, cwd=repo_root(), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=wall_limit, text=True)
-    except subprocess.TimeoutExpired:
-        return "timeout"
-    if proc.returncode not in (0, 1, 5) and not jsonl.exists():
-        # pytest itself failed (a broken test file): show its output, this is the course's bug
-        sys.stderr.write(proc.stdout[-3000:])
-    return proc.returncode
+    except subprocess.TimeoutExpired as err:  # its partial output is bytes even with text=True
+        out = err.stdout or b""
+        return "timeout", out.decode(errors="replace") if isinstance(out, bytes) else out
+    return proc.returncode, proc.stdout
 
 
 def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: list[str] | None = None,
@@ -70,7 +68,7 @@ def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: 
             stopped: dict[str, tuple[str, str]] = {}  # results for tests whose process died under them
             while True:
                 args = [str(test_file)] + [a for e in pending for a in ("--exercise", e)]
-                rc = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
+                rc, output = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
                 collected, results = read_jsonl(jsonl)
                 results.update(stopped)
                 unfinished = [n for n in collected if n not in results]  # in the order pytest ran them
@@ -88,6 +86,8 @@ def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: 
                     results.update(stopped)
                     break
             if not collected and rc not in (0, 5):
+                # pytest could not even collect (a broken test file): the course's bug, show why
+                sys.stderr.write(output[-3000:])
                 rows.append(ExerciseResult(f"{lesson}.*", status="error",
                                            message=f"the graded tests of lesson {lesson} could not run "
                                                    f"(pytest exit {rc}); see the output above"))
