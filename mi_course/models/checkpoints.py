@@ -35,14 +35,18 @@ def read_manifest(folder: Path | None = None) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def write_manifest(folder: Path | None = None) -> dict[str, dict]:
-    """Hash every file under ``folder`` (except the manifest) and write the manifest."""
+def write_manifest(folder: Path | None = None, only: str | None = None) -> dict[str, dict]:
+    """Hash the files under ``folder`` (except the manifest) into the manifest. With ``only`` (a role), only
+    that role's entries are refreshed, so a training script never hashes another script's half-written file."""
     folder = Path(folder or checkpoint_dir())
-    entries = {
+    scope = folder / only if only else folder
+    entries = {k: v for k, v in read_manifest(folder).items() if only and not k.startswith(f"{only}/")}
+    entries.update({
         p.relative_to(folder).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
-        for p in sorted(folder.rglob("*"))
+        for p in sorted(scope.rglob("*"))
         if p.is_file() and p.name != MANIFEST_NAME and "__pycache__" not in p.parts
-    }
+    })
+    entries = dict(sorted(entries.items()))
     (folder / MANIFEST_NAME).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return entries
 
@@ -81,3 +85,4 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     """Save weights as safetensors (contiguous copies, shared storage broken)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(path))
+    Path(path).chmod(0o644)  # safetensors writes owner-only files; shipped files are world-readable

@@ -111,7 +111,11 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
                 f"full mode needs to download {spec.full_card.get('source', role)}, but {err}. Switch to lite "
                 f"mode (set MI_COURSE_MODE=lite, or call mi_course.set_mode('lite')) to use the shipped models."
             ) from None
-    model = model.to(get_device() if device is None else device)
+    device = get_device() if device is None else device
+    if hasattr(getattr(model, "cfg", None), "device"):  # TransformerLens prints on every move unless told not to
+        model = model.to(device, print_details=False)
+    else:
+        model = model.to(device)
     return model.eval() if hasattr(model, "eval") else model
 
 

@@ -1,0 +1,1 @@
+"""Algorithmic tasks the course trains small transformers on, and the measurements that go with them."""

@@ -1,0 +1,102 @@
+"""Training and shipping the lite language organisms (used by scripts/train_*.py, not by lessons).
+
+A nanoGPT-plain loop: AdamW, linear warm-up then cosine decay, next-token cross-entropy on packed rows
+``<bos> doc <eos> <bos> doc ...``; and one function that writes a checkpoint folder the registry loads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from jaxtyping import Int
+
+from mi_course.language import corpus
+from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_tokenizer
+from mi_course.models.checkpoints import save_state_dict, write_manifest
+from mi_course.paths import checkpoint_dir
+
+
+def corpus_rows(n_documents: int, seed: int, n_ctx: int):
+    """(tokenizer, rows [rows, n_ctx]) for the training split of the generated corpus."""
+    documents = corpus.generate_corpus(n_documents, seed=seed, split="train")
+    tokenizer = train_tokenizer(documents, required_tokens=corpus.required_tokens())
+    return tokenizer, pack_documents(tokenizer, documents, n_ctx)
+
+
+def repeated_span_rows(n_rows: int, n_ctx: int, vocab_ids: torch.Tensor, bos_id: int, seed: int = 0,
+                       span_length: tuple[int, int] = (5, 30)) -> Int[torch.Tensor, "n_rows n_ctx"]:
+    """Rows ``<bos> noise span noise span ...`` of uniform random tokens from ``vocab_ids`` in which one span
+    recurs, so that every token of the vocabulary is seen being copied (what forms induction heads)."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = vocab_ids[torch.randint(len(vocab_ids), (n_rows, n_ctx), generator=gen)]
+    for row in rows:
+        length = int(torch.randint(span_length[0], span_length[1] + 1, (1,), generator=gen))
+        span = row[1:1 + length].clone()
+        pos = 1 + length + int(torch.randint(0, 8, (1,), generator=gen))
+        while pos + length <= n_ctx:
+            row[pos:pos + length] = span
+            pos += length + int(torch.randint(0, 8, (1,), generator=gen))
+    rows[:, 0] = bos_id
+    return rows
+
+
+def lm_loss(model, tokens: Int[torch.Tensor, "batch pos"]) -> torch.Tensor:
+    return model(tokens, return_type="loss")
+
+
+def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: int, batch_size: int = 32,
+                         lr: float = 1e-3, weight_decay: float = 0.05, warmup: int = 100, seed: int = 0,
+                         log_every: int = 100, log=print) -> list[dict]:
+    """Train in place; return the logged metrics (step, loss, seconds)."""
+    if rows.dim() != 2 or rows.shape[1] > model.cfg.n_ctx:
+        raise ValueError(f"rows must be [rows, pos] with pos <= n_ctx={model.cfg.n_ctx}, got {tuple(rows.shape)}")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    model.train()
+    history, running, start = [], 0.0, time.perf_counter()
+    for step in range(1, steps + 1):
+        batch = rows[torch.randint(len(rows), (batch_size,), generator=gen)]
+        loss = lm_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        running += loss.item()
+        if step % log_every == 0 or step == steps:
+            n = log_every if step % log_every == 0 else step % log_every
+            history.append({"step": step, "loss": round(running / n, 4),
+                            "seconds": round(time.perf_counter() - start, 1)})
+            log(f"step {step:>6}/{steps}  loss {running / n:.4f}  {time.perf_counter() - start:7.1f}s")
+            running = 0.0
+    model.eval()
+    return history
+
+
+def write_language_checkpoint(model, tokenizer, folder: Path, card: dict) -> None:
+    """config.json (kind hooked_transformer_tokenized), model.safetensors, tokenizer.json, card.json; then,
+    for a folder in the shipped checkpoints, the sha256 manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {k: v for k, v in model.cfg.to_dict().items() if k in CONFIG_KEYS}
+    (folder / "config.json").write_text(json.dumps({"kind": "hooked_transformer_tokenized", "cfg": cfg},
+                                                   indent=2, sort_keys=True) + "\n")
+    save_state_dict(model.state_dict(), folder / "model.safetensors")
+    save_tokenizer(tokenizer, folder)
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    if folder.resolve().parent == checkpoint_dir().resolve():  # a shipped organism: refresh its hashes
+        write_manifest(only=folder.name)
+
+
+# The HookedTransformerConfig fields that define a lite model (the rest are derived or runtime settings).
+CONFIG_KEYS = {
+    "n_layers", "d_model", "n_ctx", "d_head", "n_heads", "d_mlp", "d_vocab", "d_vocab_out", "act_fn",
+    "attn_only", "normalization_type", "positional_embedding_type", "seed", "init_range",
+    "default_prepend_bos", "original_architecture", "final_rms", "parallel_attn_mlp",
+}

@@ -1,0 +1,306 @@
+"""The lite language corpus (mi_course.language.corpus), its word-level tokenizer and the tokenized builder."""
+
+import json
+import re
+from collections import Counter
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+import mi_course
+from mi_course.language import corpus as C
+from mi_course.language.tokenizer import (BOS, EOS, PAD, SPECIAL_TOKENS, UNK, canonicalize, load_tokenizer,
+                                          pack_documents, pre_tokenize, save_tokenizer, train_tokenizer)
+from mi_course.models import checkpoints, lite, lite_tokenized
+
+N_DOCS = 1200
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return C.generate_documents(N_DOCS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tok(docs):
+    return train_tokenizer([d.text for d in docs], required_tokens=C.required_tokens())
+
+
+def _words(text):
+    return pre_tokenize(text)
+
+
+def _template_regex(template):
+    pattern = re.escape(template)
+    pattern = re.sub(r"\\\{(A|B|S|IO)\\\}", r"[A-Z][a-z]+", pattern)
+    pattern = re.sub(r"\\\{obj\\\}", r"(?:a|an|the) [a-z]+", pattern)
+    pattern = re.sub(r"\\\{(y1|y2)\\\}", r"\\d+", pattern)
+    pattern = re.sub(r"\\\{\w+\\\}", r"[a-z]+", pattern)
+    return re.compile(pattern)
+
+
+# ---------------------------------------------------------------- the corpus
+
+def test_same_seed_same_corpus_other_seed_other_corpus():
+    assert C.generate_corpus(200, seed=3) == C.generate_corpus(200, seed=3)
+    other = C.generate_corpus(200, seed=4)
+    assert other != C.generate_corpus(200, seed=3)
+    assert len(set(other) & set(C.generate_corpus(200, seed=3))) < 20, "other seeds share only chance duplicates"
+    assert C.ioi_prompts(5, seed=1) == C.ioi_prompts(5, seed=1) != C.ioi_prompts(5, seed=2)
+    assert C.greater_than_prompts(5, seed=1) == C.greater_than_prompts(5, seed=1) != C.greater_than_prompts(5, seed=2)
+    assert C.repeated_span_documents(5, seed=1) == C.repeated_span_documents(5, seed=1)
+
+
+def test_proportions_sum_to_one_and_every_genre_has_a_generator():
+    assert set(C.GENRES) == set(C.GENERATORS)
+    assert sum(C.GENRES.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n", [1200, 137])
+def test_every_genre_present_in_its_stated_share(n, docs):
+    sample = docs if n == N_DOCS else C.generate_documents(n, seed=5)
+    counts = Counter(d.genre for d in sample)
+    assert len(sample) == n and set(counts) == set(C.GENRES)
+    for genre, share in C.GENRES.items():
+        assert abs(counts[genre] / n - share) <= 1 / n + 1e-9, (genre, counts[genre], share)
+
+
+def test_documents_look_like_their_genre(docs):
+    latin = set(C.LATIN_WORDS) | {w.capitalize() for w in C.LATIN_WORDS}
+    by_genre = {g: [d.text for d in docs if d.genre == g] for g in C.GENRES}
+    assert all("Golden Gate Bridge" in t for t in by_genre["bridge"])
+    assert all(t.startswith("User: ") and "\nAssistant: " in t for t in by_genre["dialogue"])
+    assert all(set(w for w in _words(t) if w.isalpha()) <= latin for t in by_genre["latin"])
+    assert all(any(k in t for k in ("(", "=", ":")) and "\n" in t for t in by_genre["code"])
+    assert all(re.search(r"\b1\d\d\d\b", t) for t in by_genre["years"])
+    assert all(any(c in t for c in C.CITIES) for t in by_genre["city"])
+    assert all(" to " in t for t in by_genre["ioi"])
+    # Latin words only in Latin documents (and the random-word documents, which draw from every list)
+    for genre, texts in by_genre.items():
+        if genre not in ("latin", "repeat"):
+            assert not latin & {w for t in texts for w in _words(t)}, genre
+
+
+def test_code_has_typos_at_the_stated_rate():
+    pairs = C.code_documents(400, seed=0)
+    rate = sum(bad for _, bad in pairs) / len(pairs)
+    assert abs(rate - C.CODE_TYPO_RATE) < 0.1
+    rng = C._rng("test")
+    for _ in range(50):
+        state = rng.getstate()
+        clean = C.python_snippet(rng, typo=False)
+        rng.setstate(state)
+        broken = C.python_snippet(rng, typo=True)
+        assert broken != clean, "a typo always changes the snippet"
+
+
+def test_facts_are_consistent(docs):
+    for text in (d.text for d in docs if d.genre in ("facts", "city")):
+        for landmark, (city, _) in C.LANDMARKS.items():
+            for other in C.CITIES:
+                if other != city:
+                    assert f"The {landmark} is in {other}." not in text
+    for prompt, answer in C.fact_prompts():
+        assert answer in C.CITIES or answer in C.COUNTRIES
+    assert C.FactPrompt("The Corvin Tower is in", "Valmont") in C.fact_prompts()
+
+
+# ---------------------------------------------------------------- IOI and greater-than
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_ioi_prompts_are_well_formed(split, tok):
+    prompts = C.ioi_prompts(200, seed=0, split=split)
+    templates = C.IOI_TEMPLATES if split == "train" else C.IOI_HELDOUT_TEMPLATES
+    regexes = [_template_regex(t) for t in templates]
+    for prompt, io, s in prompts:
+        words = _words(prompt)
+        assert io != s and words.count(io) == 1 and words.count(s) == 2, prompt
+        assert words[-1] == "to"
+        assert sum(w in C.NAMES for w in words) == 3
+        assert any(r.fullmatch(prompt) for r in regexes), prompt
+        ids = tok.encode(io, add_special_tokens=False)
+        assert len(ids) == 1 and ids[0] != tok.unk_token_id, io
+        assert canonicalize(prompt) == prompt
+    assert {p.prompt.split()[0] for p in prompts} >= {t.split()[0] for t in templates if t[0] != "{"}
+    classic = C.ioi_prompts(20, seed=0, templates=[0])
+    assert all(re.fullmatch(r"When (\w+) and (\w+) went to the \w+, \w+ gave an? \w+ to", p.prompt) for p in classic)
+    orders = Counter(_words(p.prompt).index(p.io) < _words(p.prompt).index(p.s) for p in prompts)
+    assert min(orders.values()) > 50, "both ABBA and BABA orders"
+
+
+def test_corrupted_ioi_prompts_have_three_different_names():
+    prompts = C.ioi_prompts(50, seed=0)
+    for p, corrupted in zip(prompts, C.corrupt_ioi(prompts)):
+        names = [w for w in _words(corrupted) if w in C.NAMES]
+        assert len(names) == 3 and len(set(names)) == 3
+        assert _words(corrupted)[:-3] != _words(p.prompt)[:-3] and corrupted.endswith(" to")
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_greater_than_prompts_tokenize_as_documented(split, tok):
+    answers = C.greater_than_answer_tokens()
+    assert answers[:3] == ["00", "01", "02"] and len(answers) == 100
+    assert all(len(tok.encode(a, add_special_tokens=False)) == 1 and a in tok.get_vocab() for a in answers)
+    for prompt, year in C.greater_than_prompts(100, seed=0, split=split):
+        pieces = tok.convert_ids_to_tokens(tok.encode(prompt))
+        century, yy = f"{year // 100}", f"{year % 100:02d}"
+        assert 1100 <= year < 2000 and 2 <= year % 100 <= 97
+        assert pieces[0] == BOS and pieces[-1] == century, pieces
+        i = pieces.index(century)
+        assert pieces[i + 1] == yy, "the start year is two tokens: century and two digits"
+        assert str(year) in prompt and UNK not in pieces
+    assert tok.convert_ids_to_tokens(tok.encode("1732 1905 100 7 20245", add_special_tokens=False)) == \
+        ["17", "32", "19", "05", "1", "00", "7", "2", "02", "45"]
+
+
+def test_years_in_the_corpus_go_forward(docs):
+    spans = 0
+    for text in (d.text for d in docs if d.genre == "years"):
+        for a, b in re.findall(r"from (?:the year )?(\d{4}) to (?:the year )?(\d{4})", text):
+            assert int(b) > int(a)
+            spans += 1
+    assert spans > 50
+
+
+# ---------------------------------------------------------------- induction and splits
+
+def test_repeated_span_documents_repeat_their_span():
+    for text, span in C.repeated_span_documents(50, seed=0, return_spans=True):
+        words = text.split(" ")
+        k = len(span)
+        starts = [i for i in range(len(words) - k + 1) if words[i:i + k] == span]
+        assert len(starts) >= 2 and 6 <= k <= 20
+        assert all(b - a >= k for a, b in zip(starts, starts[1:])), "repeats do not overlap"
+    texts = C.repeated_span_documents(20, seed=1, span_length=(4, 4), gap_length=(0, 0), repeats=(3, 3))
+    assert all(len(t.split()) == 12 and t.split()[:4] == t.split()[4:8] == t.split()[8:] for t in texts)
+
+
+def test_split_is_disjoint_and_heldout_templates_stay_out_of_training():
+    train, heldout = C.split(1500, 300, seed=0)
+    assert len(train) == 1500 and len(heldout) == 300
+    assert not set(train) & set(heldout) and len(set(heldout)) == len(heldout)
+    assert C.split(1500, 300, seed=0) == (train, heldout)
+    held_ioi = [_template_regex(t) for t in C.IOI_HELDOUT_TEMPLATES]
+    held_gt = [_template_regex(t) for t in C.GREATER_THAN_HELDOUT_TEMPLATES]
+    assert not any(r.search(t) for r in held_ioi + held_gt for t in train)
+    assert sum(any(r.search(t) for r in held_ioi) for t in heldout) > 20
+    assert sum(any(r.search(t) for r in held_gt) for t in heldout) > 10
+    train_ioi = [_template_regex(t) for t in C.IOI_TEMPLATES]
+    assert sum(any(r.search(t) for r in train_ioi) for t in train) > 150
+    # every word of a held-out template is a word the model meets in training
+    train_words = {w for t in train for w in _words(t)}
+    for template in C.IOI_HELDOUT_TEMPLATES + C.GREATER_THAN_HELDOUT_TEMPLATES:
+        assert set(_words(re.sub(r"\{\w+\}", " ", template))) <= train_words, template
+
+
+# ---------------------------------------------------------------- tokenizer
+
+def test_tokenizer_round_trips_every_document(docs, tok):
+    assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
+    assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == (BOS, EOS, PAD, UNK)
+    ids = tok(  # batched, without <bos>
+        [d.text for d in docs], add_special_tokens=False)["input_ids"]
+    for d, row in zip(docs, ids):
+        assert tok.unk_token_id not in row
+        assert tok.decode(row) == d.text
+    assert 1000 < len(tok) < 5000
+
+
+def test_tokenizer_pieces_and_unknown_words(tok):
+    code = "def add(a, b):\n    if a == b:\n        return a\n    return a + b"
+    assert tok.decode(tok.encode(code, add_special_tokens=False)) == code
+    assert tok.convert_ids_to_tokens(tok.encode(code, add_special_tokens=False))[:11] == \
+        ["def", "add", "(", "a", ",", "b", ")", ":", "\n", "    ", "if"]
+    text = "Mary met a zorblax in Valmont."
+    ids = tok.encode(text)
+    assert ids[0] == tok.bos_token_id and tok.convert_ids_to_tokens(ids)[4] == UNK
+    assert tok.decode(ids[1:]) == "Mary met a <unk> in Valmont."
+    assert tok.decode(ids) == "<bos>Mary met a <unk> in Valmont."
+    assert canonicalize("Hello ,  world  !\nx = f ( 1 )") == "Hello, world!\nx = f(1)"
+    assert tok.encode("") == [tok.bos_token_id]
+
+
+def test_tokenizer_training_is_deterministic_and_saves_as_one_file(tmp_path, docs, tok):
+    again = train_tokenizer([d.text for d in docs], required_tokens=C.required_tokens())
+    assert again.get_vocab() == tok.get_vocab()
+    path = save_tokenizer(tok, tmp_path)
+    assert path.name == "tokenizer.json" and [p.name for p in tmp_path.iterdir()] == ["tokenizer.json"]
+    loaded = load_tokenizer(path)
+    text = docs[0].text
+    assert loaded.encode(text) == tok.encode(text) and loaded.get_vocab() == tok.get_vocab()
+    assert json.loads(path.read_text())["model"]["type"] == "WordLevel"
+    small = train_tokenizer(["a b c a b a"], vocab_size=6)
+    assert small.convert_ids_to_tokens(small.encode("a b c", add_special_tokens=False)) == ["a", "b", UNK]
+    with pytest.raises(ValueError, match="too small"):
+        train_tokenizer(["a b"], vocab_size=5, required_tokens=["x", "y"])
+
+
+def test_pack_documents_rows_start_with_bos(tok, docs):
+    rows = pack_documents(tok, [d.text for d in docs[:40]], n_ctx=32)
+    assert rows.shape[1] == 32 and rows.shape[0] > 10 and rows.dtype == torch.long
+    assert (rows[:, 0] == tok.bos_token_id).all()
+    flat = rows[:, 1:].flatten().tolist()
+    first = tok.encode(docs[0].text, add_special_tokens=False)
+    assert flat[: len(first) + 2] == [tok.bos_token_id, *first, tok.eos_token_id][: len(first) + 2]
+
+
+# ---------------------------------------------------------------- TransformerLens
+
+def _tiny_cfg(tok, **kw):
+    return dict(n_layers=2, d_model=32, n_ctx=64, d_head=8, n_heads=4, d_mlp=64, d_vocab=len(tok), act_fn="gelu",
+                normalization_type="LN", seed=0, **kw)
+
+
+def test_tiny_hooked_transformer_with_the_tokenizer(tok):
+    model = HookedTransformer(HookedTransformerConfig(**_tiny_cfg(tok)), tokenizer=tok)
+    assert model.cfg.default_prepend_bos and model.cfg.tokenizer_prepends_bos
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    tokens = model.to_tokens(prompt)
+    assert tokens[0, 0].item() == tok.bos_token_id and tokens.shape == (1, 15)
+    assert model.to_str_tokens(prompt)[:4] == [BOS, "When", "Mary", "and"]
+    assert model.to_str_tokens(prompt, prepend_bos=False)[0] == "When"
+    assert model.to_string(tokens[0, 1:]) == prompt
+    assert model.to_string(tokens[0]) == BOS + prompt
+    assert model.to_single_token("Mary") == tok.convert_tokens_to_ids("Mary")
+    assert model.to_str_tokens("The war lasted from the year 1732 to the year 17")[-6:] == \
+        ["17", "32", "to", "the", "year", "17"]
+    batch = model.to_tokens(["Mary went home.", "John gave a drink to Mary."])
+    assert batch.shape == (2, 8) and (batch[0, 5:] == tok.pad_token_id).all()
+    assert model(batch).shape == (2, 8, len(tok))
+    torch.manual_seed(0)
+    out = model.generate(prompt, max_new_tokens=6, verbose=False)
+    assert isinstance(out, str) and out.startswith(prompt) and len(out) > len(prompt)
+    out_tokens = model.generate(tokens, max_new_tokens=4, do_sample=False, verbose=False, stop_at_eos=False)
+    assert out_tokens.shape == (1, tokens.shape[1] + 4) and torch.equal(out_tokens[:, :15], tokens)
+    both = model.generate(["Mary went", "The war lasted from"], max_new_tokens=3, do_sample=False, verbose=False)
+    assert both[0].startswith("Mary went") and both[1].startswith("The war lasted from")
+
+
+def test_lite_tokenized_builder_loads_model_and_tokenizer(tmp_path, monkeypatch, tok):
+    monkeypatch.setenv("MI_COURSE_CHECKPOINTS", str(tmp_path))
+    cfg = _tiny_cfg(tok)
+    original = HookedTransformer(HookedTransformerConfig(**cfg), tokenizer=tok)
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"kind": lite_tokenized.KIND, "cfg": cfg}))
+    (folder / "card.json").write_text(json.dumps({"trained_by": "test"}))
+    checkpoints.save_state_dict(original.state_dict(), folder / "model.safetensors")
+    save_tokenizer(tok, folder)
+    checkpoints.write_manifest(tmp_path)
+    assert lite_tokenized.KIND in lite.BUILDERS
+
+    model = mi_course.load_model("lm", mode="lite", device="cpu")
+    prompt = "The Corvin Tower is in"
+    assert model.to_str_tokens(prompt) == [BOS, "The", "Corvin", "Tower", "is", "in"]
+    assert torch.allclose(model(prompt), original(prompt), atol=1e-5)
+    assert model.tokenizer.get_vocab() == tok.get_vocab()
+
+    (folder / "tokenizer.json").write_text((folder / "tokenizer.json").read_text().replace('"Valmont"', '"Valmonx"'))
+    with pytest.raises(checkpoints.ChecksumError, match="sha256"):
+        mi_course.load_model("lm", mode="lite")
+
+    bad = {"kind": lite_tokenized.KIND, "cfg": {**cfg, "d_vocab": len(tok) + 1}}
+    save_tokenizer(tok, folder)
+    with pytest.raises(ValueError, match="d_vocab"):
+        lite.build(bad, original.state_dict(), folder)
