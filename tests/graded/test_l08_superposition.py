@@ -1,0 +1,496 @@
+"""Graded tests for lesson 08 (superposition).
+
+Expected values come from a different route than the reference solution: explicit loops over examples,
+instances and features, hand-derived numbers on tiny hand-made tensors, and statistical properties.
+"""
+
+import inspect
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated
+
+LESSON = "l08_superposition"
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- independent references
+
+
+def loop_forward(W, b, x):
+    """ReLU(W^T W x + b), one example and one instance at a time."""
+    batch, n_instances, n_features = x.shape
+    out = torch.zeros(batch, n_instances, n_features)
+    for e in range(batch):
+        for k in range(n_instances):
+            hidden = W[k] @ x[e, k]
+            out[e, k] = torch.clamp(W[k].T @ hidden + b[k], min=0)
+    return out
+
+
+def loop_loss(x, x_hat, importance):
+    """sum over instances of (mean over examples of (sum over features of importance * error^2))."""
+    batch, n_instances, n_features = x.shape
+    imp = importance if importance.dim() == 2 else importance.expand(n_instances, n_features)
+    total = 0.0
+    for k in range(n_instances):
+        per_example = 0.0
+        for e in range(batch):
+            for i in range(n_features):
+                per_example += imp[k, i].item() * (x[e, k, i].item() - x_hat[e, k, i].item()) ** 2
+        total += per_example / batch
+    return total
+
+
+def loop_dimensionality(W):
+    """D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2, column by column; 0 for a zero column."""
+    n_instances, _, n_features = W.shape
+    out = torch.zeros(n_instances, n_features)
+    for k in range(n_instances):
+        for i in range(n_features):
+            w_i = W[k, :, i]
+            norm = math.sqrt(sum(v * v for v in w_i.tolist()))
+            if norm == 0:
+                continue
+            denominator = sum((torch.dot(w_i / norm, W[k, :, j]).item()) ** 2 for j in range(n_features))
+            out[k, i] = norm**2 / denominator
+    return out
+
+
+class RefToyModel(nn.Module):
+    """A toy model written without the learner's ToyModel, so train_toy_model is graded on its own."""
+
+    def __init__(self, n_features, n_hidden, n_instances):
+        super().__init__()
+        self.n_features, self.n_hidden, self.n_instances = n_features, n_hidden, n_instances
+        self.W = nn.Parameter(torch.randn(n_instances, n_hidden, n_features) * (2 / (n_hidden + n_features)) ** 0.5)
+        self.b_final = nn.Parameter(torch.zeros(n_instances, n_features))
+
+    def forward(self, x):
+        hidden = self.W.unsqueeze(0) @ x.unsqueeze(-1)  # [batch, inst, hidden, 1]
+        out = self.W.transpose(1, 2).unsqueeze(0) @ hidden
+        return torch.relu(out.squeeze(-1) + self.b_final)
+
+
+def ref_batch(batch_size, n_features, feature_probability, n_instances=1, generator=None):
+    p = torch.as_tensor(feature_probability, dtype=torch.float32).reshape(-1)
+    p = p.expand(n_instances) if p.numel() == 1 else p
+    values = torch.rand(batch_size, n_instances, n_features, generator=generator)
+    keep = torch.rand(batch_size, n_instances, n_features, generator=generator) < p.view(1, n_instances, 1)
+    return torch.where(keep, values, torch.zeros(()))
+
+
+def ref_loss(x, x_hat, importance):
+    return (importance * (x - x_hat) ** 2).sum(dim=(0, 2)).div(x.shape[0]).sum()
+
+
+def pentagon(radius=1.0):
+    angles = torch.arange(5) * 2 * math.pi / 5
+    return radius * torch.stack([angles.cos(), angles.sin()])  # [2, 5]
+
+
+def is_tensor_like(t, shape):
+    return isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(shape) and torch.isfinite(t).all()
+
+
+# ---------------------------------------------------------------- ToyModel
+
+
+def set_weights(model, W, b):
+    with torch.no_grad():
+        model.W.copy_(W)
+        model.b_final.copy_(b)
+
+
+@pytest.mark.exercise("ToyModel", points=1)
+def test_toymodel_parameters(impl):
+    model = impl.ToyModel(5, 2, 3)
+    assert isinstance(getattr(model, "W", None), nn.Parameter), "model.W should be an nn.Parameter"
+    assert isinstance(getattr(model, "b_final", None), nn.Parameter), "model.b_final should be an nn.Parameter"
+    assert_shape(model.W, (3, 2, 5), "model.W ([n_instances, n_hidden, n_features])")
+    assert_shape(model.b_final, (3, 5), "model.b_final ([n_instances, n_features])")
+    names = {name for name, _ in model.named_parameters()}
+    assert {"W", "b_final"} <= names, f"W and b_final must be registered parameters; found {sorted(names)}"
+    assert torch.all(model.b_final == 0), "b_final should start at zeros"
+    W = assert_finite(model.W.detach(), "model.W")
+    assert W.abs().sum() > 0 and W.std() > 0, "W should start random (e.g. Xavier normal), not zero or constant"
+    assert not torch.allclose(W[0], W[1]), "each instance should get its own random W[k]"
+    assert (model.n_features, model.n_hidden, model.n_instances) == (5, 2, 3), \
+        "keep n_features, n_hidden and n_instances as attributes"
+
+
+@pytest.mark.exercise("ToyModel", points=2)
+def test_toymodel_forward_matches_loop(impl):
+    g = gen(0)
+    model = impl.ToyModel(4, 3, 2)
+    W = torch.randn(2, 3, 4, generator=g)
+    b = torch.tensor([[-0.5, 0.3, -2.0, 0.1], [0.2, -1.0, 0.0, -3.0]])
+    set_weights(model, W, b)
+    x = torch.rand(6, 2, 4, generator=g)
+    out = assert_shape(call_unmutated(model, x), (6, 2, 4), "model(x) ([batch, n_instances, n_features])")
+    out = out.detach()
+    pre = torch.stack([torch.stack([W[k].T @ W[k] @ x[e, k] for k in range(2)]) for e in range(6)])
+    if is_tensor_like(out, pre.shape):
+        if torch.allclose(out, torch.relu(pre), atol=1e-4):
+            pytest.fail("The output ignores the bias: add b_final before the ReLU.")
+        if torch.allclose(out, pre + b, atol=1e-4):
+            pytest.fail("The output has negative values: apply the ReLU after adding b_final.")
+        if torch.allclose(out, torch.relu(pre) + b, atol=1e-4):
+            pytest.fail("The ReLU comes last: ReLU(W^T W x + b), not ReLU(W^T W x) + b.")
+    assert_close(out, loop_forward(W, b, x), "model(x)", atol=1e-4,
+                 hint="Each instance k maps x[:, k] through W[k]: h = W[k] x, output ReLU(W[k]^T h + b_final[k]).")
+
+
+@pytest.mark.exercise("ToyModel", points=1)
+def test_toymodel_transposes_correctly(impl):
+    """With n_hidden == n_features, W W^T and W^T W have the same shape, so only the values tell."""
+    g = gen(1)
+    model = impl.ToyModel(3, 3, 1)
+    W = torch.tensor([[[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [0.5, 0.0, 1.0]]])
+    b = torch.full((1, 3), -0.1)
+    set_weights(model, W, b)
+    x = torch.rand(5, 1, 3, generator=g)
+    out = model(x).detach()
+    wrong = torch.relu(x @ (W[0] @ W[0].T).T + b)  # ReLU(W W^T x + b), example by example
+    if is_tensor_like(out, wrong.shape) and torch.allclose(out, wrong, atol=1e-4):
+        pytest.fail("You computed W W^T x. W has shape [n_hidden, n_features]: the hidden vector is h = W x "
+                    "(contract over features) and the output is W^T h (contract over hidden).")
+    assert_close(out, loop_forward(W, b, x), "model(x) with a square, non-symmetric W", atol=1e-4,
+                 hint="The output is ReLU(W^T W x + b); check which index each einsum contracts.")
+
+
+@pytest.mark.exercise("ToyModel", points=1)
+def test_toymodel_is_differentiable(impl):
+    model = impl.ToyModel(5, 2, 2)
+    x = torch.rand(8, 2, 5, generator=gen(2))
+    with torch.no_grad():
+        model.b_final.fill_(0.1)  # every output active, so every parameter gets a gradient
+    out = call_unmutated(model, x)
+    assert isinstance(out, torch.Tensor) and out.requires_grad, \
+        "model(x) should be differentiable in W and b_final (no .detach(), no torch.no_grad())"
+    out.sum().backward()
+    for name in ("W", "b_final"):
+        grad = getattr(model, name).grad
+        assert grad is not None and grad.abs().sum() > 0, f"no gradient reached model.{name}"
+
+
+# ---------------------------------------------------------------- sparse_feature_batch
+
+
+@pytest.mark.exercise("sparse_feature_batch", points=1)
+def test_batch_shape_range_and_generator(impl):
+    x = assert_shape(impl.sparse_feature_batch(7, 5, 0.5, 3, gen(0)), (7, 3, 5),
+                     "sparse_feature_batch(7, 5, 0.5, 3) ([batch, n_instances, n_features])")
+    assert x.is_floating_point(), f"the batch should hold floats, got {x.dtype}"
+    if (x == 1).any():
+        pytest.fail("Some values are exactly 1: a present feature takes a value uniform in [0, 1) "
+                    "(torch.rand), not 1.")
+    assert (x >= 0).all() and (x < 1).all(), "every value should be in [0, 1)"
+    default = assert_shape(impl.sparse_feature_batch(4, 6, 0.5), (4, 1, 6), "sparse_feature_batch(4, 6, 0.5)")
+    assert default.is_floating_point()
+    a = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(7))
+    b = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(7))
+    c = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(8))
+    assert torch.equal(a, b), "the same generator state must give the same batch: pass generator= to torch.rand"
+    assert not torch.equal(a, c), "different generators gave the same batch: is the generator used?"
+
+
+@pytest.mark.exercise("sparse_feature_batch", points=2)
+def test_batch_statistics(impl):
+    p, batch, n = 0.1, 4000, 10
+    x = impl.sparse_feature_batch(batch, n, p, 2, gen(1))
+    x = assert_shape(x, (batch, 2, n), "sparse_feature_batch(4000, 10, 0.1, 2)")
+    present = x != 0
+    frac = present.float().mean().item()
+    if abs(frac - (1 - p)) < 0.02:
+        pytest.fail(f"{frac:.0%} of the entries are nonzero with feature_probability={p}: sparsity semantics "
+                    f"swapped. feature_probability is the chance a feature is present (nonzero); the sparsity "
+                    f"is S = 1 - feature_probability.")
+    assert abs(frac - p) < 0.01, f"{frac:.3f} of the entries are nonzero; with feature_probability={p} it should be about {p}"
+    per_feature = present.float().mean(dim=0)
+    assert ((per_feature - p).abs() < 0.03).all(), \
+        f"each feature should be present with probability {p}; per-feature rates: {per_feature.flatten().tolist()}"
+    values = x[present]
+    if (values == 1).float().mean() > 0.5:
+        pytest.fail("Present features are all 1: they should take a value uniform in [0, 1).")
+    assert abs(values.mean().item() - 0.5) < 0.03 and abs((values < 0.5).float().mean().item() - 0.5) < 0.05, \
+        f"present values should be uniform in [0, 1) (mean 0.5), got mean {values.mean().item():.3f}"
+    pairs = present[:, 0, :].float()
+    co = (pairs.T @ pairs / batch)[~torch.eye(n, dtype=torch.bool)].mean().item()
+    assert abs(co - p * p) < 0.005, (f"two features are both present in {co:.3f} of the examples; independent "
+                                     f"entries would give {p * p:.3f}: draw presence for every entry separately")
+    assert not torch.equal(present[:, 0], present[:, 1]), "instances got the same mask: draw each entry separately"
+
+
+@pytest.mark.exercise("sparse_feature_batch", points=1)
+def test_batch_probability_per_instance(impl):
+    # n_features == n_instances, so a probability applied along the wrong axis still broadcasts.
+    p = torch.tensor([0.0, 0.25, 1.0])
+    x = call_unmutated(impl.sparse_feature_batch, 4000, 3, p, 3, gen(2))
+    x = assert_shape(x, (4000, 3, 3), "sparse_feature_batch(4000, 3, tensor([0, 0.25, 1]), 3)")
+    rates = (x != 0).float().mean(dim=(0, 2))
+    by_feature = (x != 0).float().mean(dim=(0, 1))
+    if (by_feature - p).abs().max() < 0.05 and (rates - p).abs().max() > 0.1:
+        pytest.fail("feature_probability[k] is applied to feature k; it belongs to instance k (dim 1). "
+                    "Reshape it to [n_instances, 1] before comparing.")
+    if (rates - (1 - p)).abs().max() < 0.05:
+        pytest.fail("Instance 0 (probability 0) is dense and instance 2 (probability 1) is empty: sparsity "
+                    "semantics swapped; feature_probability is the chance of being nonzero.")
+    assert rates[0] == 0, f"instance 0 has probability 0 and should be all zeros (nonzero rate {rates[0]:.3f})"
+    assert rates[2] > 0.999, f"instance 2 has probability 1 and every entry should be present (rate {rates[2]:.3f})"
+    assert abs(rates[1] - 0.25) < 0.03, f"instance 1 has probability 0.25 but a nonzero rate of {rates[1]:.3f}"
+
+
+@pytest.mark.exercise("sparse_feature_batch", points=1)
+def test_batch_rejects_bad_probability(impl):
+    bad = [(1.5, 1), (-0.1, 1), (torch.tensor([0.5, 1.2]), 2), (torch.tensor([-0.01, 0.5]), 2),
+           (torch.tensor([0.1, 0.2, 0.3]), 2)]
+    for p, n_instances in bad:
+        with pytest.raises(ValueError) as err:
+            impl.sparse_feature_batch(4, 3, p, n_instances)
+        assert str(err.value).strip(), f"the ValueError for feature_probability={p} should say what was expected"
+    for p in (0.0, 1.0, torch.tensor([0.0, 1.0])):
+        impl.sparse_feature_batch(4, 3, p, 2)  # the edges of [0, 1] are allowed
+
+
+# ---------------------------------------------------------------- importance_weighted_loss
+
+
+def small_example():
+    g = gen(3)
+    x = torch.rand(4, 2, 3, generator=g)  # batch 4, instances 2, features 3: every mistake gives its own factor
+    x_hat = torch.rand(4, 2, 3, generator=g)
+    return x, x_hat
+
+
+@pytest.mark.exercise("importance_weighted_loss", points=2)
+def test_loss_hand_computed(impl):
+    x, x_hat = small_example()
+    importance = torch.tensor([1.0, 2.0, 0.5])
+    got = assert_shape(call_unmutated(impl.importance_weighted_loss, x, x_hat, importance), (),
+                       "importance_weighted_loss(...) (a 0-dim tensor)")
+    expected = loop_loss(x, x_hat, importance)
+    value = got.item()
+    wrong = {
+        "importance is ignored: multiply each feature's squared error by its importance":
+            loop_loss(x, x_hat, torch.ones(3)),
+        "mean over features: the loss sums over features (mean only over the batch)": expected / 3,
+        "mean over instances: sum over instances, so each instance gets its own full gradient": expected / 2,
+        "sum over the batch: average over the batch (mean over examples)": expected * 4,
+        "mean over everything: sum over features and instances, mean over the batch only": expected / 6,
+        "importance is squared: weight the squared error, importance * (x - x_hat)^2":
+            loop_loss(x, x_hat, importance**2),
+    }
+    for mistake, value_if in wrong.items():
+        if abs(value - value_if) < 1e-5 and abs(value_if - expected) > 1e-4:
+            pytest.fail(f"The loss is {value:.5f}, expected {expected:.5f}: {mistake}.")
+    assert abs(value - expected) < 1e-5, f"the loss is {value:.5f}, expected {expected:.5f}"
+
+
+@pytest.mark.exercise("importance_weighted_loss", points=1)
+def test_loss_importance_per_instance(impl):
+    x, x_hat = small_example()
+    importance = torch.tensor([[1.0, 0.0, 3.0], [0.2, 0.7, 0.0]])
+    got = assert_shape(call_unmutated(impl.importance_weighted_loss, x, x_hat, importance), (),
+                       "importance_weighted_loss with importance of shape [n_instances, n_features]")
+    expected = loop_loss(x, x_hat, importance)
+    assert abs(got.item() - expected) < 1e-5, \
+        f"with importance[k, i] per instance the loss is {got.item():.5f}, expected {expected:.5f}"
+
+
+@pytest.mark.exercise("importance_weighted_loss", points=1)
+def test_loss_gradient_is_per_instance(impl):
+    x, x_hat = small_example()
+    importance = torch.tensor([1.0, 2.0, 0.5])
+    x_hat = x_hat.clone().requires_grad_(True)
+    loss = impl.importance_weighted_loss(x, x_hat, importance)
+    assert isinstance(loss, torch.Tensor) and loss.requires_grad, "the loss must stay differentiable (no .item())"
+    loss.backward()
+    # d/d x_hat[b, k, i] of importance_i * (x - x_hat)^2 / batch = 2 importance_i (x_hat - x) / batch
+    expected = 2 * importance * (x_hat.detach() - x) / x.shape[0]
+    assert_close(x_hat.grad, expected, "the gradient of the loss with respect to x_hat", atol=1e-6,
+                 hint="Each instance's gradient should be that of its own loss: sum over instances and "
+                      "features, mean over the batch.")
+
+
+# ---------------------------------------------------------------- train_toy_model
+
+
+def spy(fn, calls):
+    """``fn``, recording the arguments of every call (by parameter name) in ``calls``."""
+    signature = inspect.signature(fn)
+
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        calls.append(dict(bound.arguments))
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.fixture
+def isolated(impl, monkeypatch):
+    """The learner's train_toy_model, with reference batch and loss functions (that record their calls) in
+    its module, so that only the training loop is graded here (the other two exercises have their own
+    tests)."""
+    calls = SimpleNamespace(batch=[], loss=[])
+    monkeypatch.setattr(impl, "sparse_feature_batch", spy(ref_batch, calls.batch), raising=False)
+    monkeypatch.setattr(impl, "importance_weighted_loss", spy(ref_loss, calls.loss), raising=False)
+    return SimpleNamespace(train_toy_model=impl.train_toy_model, calls=calls)
+
+
+@pytest.mark.exercise("train_toy_model", points=1)
+def test_train_returns_losses_and_trains_in_place(isolated):
+    torch.manual_seed(0)
+    model = RefToyModel(5, 2, 2)
+    before = model.W.detach().clone()
+    importance = torch.tensor([1.0, 0.9, 0.8, 0.7, 0.6])
+    losses = isolated.train_toy_model(model, 0.3, importance, steps=60, batch_size=128, lr=1e-2)
+    batches, loss_calls = isolated.calls.batch, isolated.calls.loss
+    assert batches, "draw every batch with this module's sparse_feature_batch (see the docstring)"
+    assert len(batches) == 60, (f"sparse_feature_batch was called {len(batches)} times in 60 steps: draw a "
+                                f"fresh batch every step")
+    first = batches[0]
+    assert (first["batch_size"], first["n_features"], first["n_instances"]) == (128, 5, 2), \
+        (f"sparse_feature_batch got batch_size={first['batch_size']}, n_features={first['n_features']}, "
+         f"n_instances={first['n_instances']}; expected 128, model.n_features = 5, model.n_instances = 2")
+    fp = torch.as_tensor(first["feature_probability"], dtype=torch.float32)
+    if torch.allclose(fp, torch.tensor(0.7)):
+        pytest.fail("sparse_feature_batch got 1 - feature_probability: sparsity semantics swapped. Pass "
+                    "feature_probability on unchanged; it already is the chance a feature is present.")
+    assert torch.allclose(fp, torch.tensor(0.3)), f"pass feature_probability (0.3) on, not {fp.tolist()}"
+    assert len(loss_calls) == 60, (f"importance_weighted_loss was called {len(loss_calls)} times in 60 steps; "
+                                   f"compute the loss of every step with it")
+    imp = torch.as_tensor(loss_calls[0]["importance"], dtype=torch.float32)
+    same = imp.shape[-1:] == (5,) and torch.allclose(imp, importance.expand(imp.shape))
+    assert same, "pass the importance argument on to importance_weighted_loss: the loss ignores importance"
+    assert isinstance(losses, list) and len(losses) == 60, \
+        f"train_toy_model should return a list with one loss per step (60), got {type(losses).__name__}" \
+        + (f" of length {len(losses)}" if hasattr(losses, "__len__") else "")
+    assert all(isinstance(v, float) for v in losses), "each loss should be a Python float (use loss.item())"
+    assert all(math.isfinite(v) for v in losses), "some losses are NaN or inf"
+    assert not torch.equal(model.W.detach(), before), "the model's W did not change: train the model in place"
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < first, f"the loss did not go down (first 10 steps {first:.4f}, last 10 {last:.4f})"
+
+
+@pytest.mark.exercise("train_toy_model", points=1)
+def test_train_uses_adam_lr_and_seed(isolated):
+    torch.manual_seed(1)
+    start = RefToyModel(5, 2, 1).state_dict()
+
+    def fresh():
+        model = RefToyModel(5, 2, 1)
+        model.load_state_dict(start)
+        return model
+
+    model = fresh()
+    before = model.W.detach().clone()
+    isolated.train_toy_model(model, 0.5, torch.ones(5), steps=1, batch_size=256, lr=0.05, seed=3)
+    step = (model.W.detach() - before).abs()
+    # Adam's first step moves every parameter with a non-tiny gradient by almost exactly lr.
+    assert torch.allclose(step.max(), torch.tensor(0.05), rtol=0.02), \
+        f"one step with lr=0.05 moved W by up to {step.max().item():.4f}; Adam's first step moves each " \
+        f"weight by about lr: use torch.optim.Adam(model.parameters(), lr=lr)"
+    a = isolated.train_toy_model(fresh(), 0.5, torch.ones(5), steps=5, batch_size=64, seed=3)
+    b = isolated.train_toy_model(fresh(), 0.5, torch.ones(5), steps=5, batch_size=64, seed=3)
+    c = isolated.train_toy_model(fresh(), 0.5, torch.ones(5), steps=5, batch_size=64, seed=4)
+    assert a == b, "two runs with the same seed and the same start gave different losses: seed a " \
+                   "torch.Generator with `seed` and pass it to sparse_feature_batch"
+    assert a != c, "different seeds gave the same losses: the seed should decide the batches"
+
+
+def dimensionality_2d(W):
+    return loop_dimensionality(W.unsqueeze(0))[0]
+
+
+@pytest.mark.exercise("train_toy_model", points=3)
+def test_train_superposition_appears_with_sparsity(isolated):
+    """5 features in 2 dimensions (Elhage et al. 2022), four instances trained together. Instance 0: dense
+    features (always present) with importance 0.5^i, so the two most important get orthogonal dimensions
+    and the other three are dropped. Instances 1-3: sparse features (present 10% of the time) of equal
+    importance: all five are kept, arranged as a pentagon. (A rare run can get stuck with a dead feature,
+    so two pentagons out of three are enough.)"""
+    torch.manual_seed(0)
+    model = RefToyModel(5, 2, 4)
+    importance = torch.stack([0.5 ** torch.arange(5.0)] + [torch.ones(5)] * 3)
+    p = torch.tensor([1.0, 0.1, 0.1, 0.1])
+    isolated.train_toy_model(model, p, importance, steps=1000, batch_size=256, lr=3e-2, seed=0)
+    W = model.W.detach()
+    norms = W.norm(dim=1)
+    hint = ("Check that every step draws a new batch with feature_probability (the chance a feature is present), "
+            "weights the loss by importance, clears old gradients (optimizer.zero_grad()) and steps the "
+            "optimizer on the model's parameters.")
+    dense = norms[0]
+    assert (dense[:2] > 0.8).all() and (dense[2:] < 0.25).all(), \
+        (f"dense features (p=1) should give the 2 most important features norm ~1 and drop the other 3; "
+         f"got norms {[round(v, 2) for v in dense.tolist()]}. {hint}")
+    cos = torch.dot(W[0, :, 0], W[0, :, 1]) / (dense[0] * dense[1])
+    assert abs(cos) < 0.2, f"dense features 0 and 1 should be orthogonal, got cosine {cos:.2f}. {hint}"
+    pentagons, report = 0, []
+    for k in (1, 2, 3):
+        dims = dimensionality_2d(W[k])
+        pentagons += bool((norms[k] > 0.5).all() and ((dims - 0.4).abs() < 0.08).all())
+        report.append(f"norms {[round(v, 2) for v in norms[k].tolist()]}, dimensionalities "
+                      f"{[round(v, 2) for v in dims.tolist()]}")
+    assert pentagons >= 2, \
+        ("sparse features (p=0.1) should all be represented (norm > 0.5) on a pentagon (dimensionality 2/5 "
+         f"each), in at least 2 of 3 instances; got {pentagons}: " + "; ".join(report) + f". {hint}")
+
+
+# ---------------------------------------------------------------- feature_dimensionality
+
+
+@pytest.mark.exercise("feature_dimensionality", points=2)
+def test_dimensionality_known_shapes(impl):
+    zero = torch.zeros(2)
+    W = torch.stack([
+        pentagon(1.3),  # a regular pentagon: 2/5 each, whatever the radius
+        torch.stack([torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.5]), zero, zero, zero], dim=1),
+        torch.stack([torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.0]), torch.tensor([0.0, 1.0]), zero, zero], dim=1),
+        torch.stack([torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0]), zero, zero, zero], dim=1),
+    ])  # [4 instances, 2 hidden, 5 features]
+    expected = torch.tensor([
+        [0.4, 0.4, 0.4, 0.4, 0.4],  # sum of cos^2 over a pentagon = 5/2
+        [1.0, 1.0, 0.0, 0.0, 0.0],  # orthogonal: a dimension each; zero columns: 0
+        [0.5, 0.5, 1.0, 0.0, 0.0],  # an antipodal pair shares one dimension
+        [0.1, 0.9, 0.0, 0.0, 0.0],  # same direction, norms 1 and 3: 1 / (1 + 9) and 9 / (1 + 9)
+    ])
+    got = call_unmutated(impl.feature_dimensionality, W)
+    if isinstance(got, torch.Tensor) and got.shape == (4, 2):
+        pytest.fail("You returned one value per hidden dimension: feature i is the column W[k, :, i].")
+    got = assert_shape(got, (4, 5), "feature_dimensionality(W) ([n_instances, n_features])")
+    if torch.isnan(got).any():
+        pytest.fail("NaN for a feature with W_i = 0: guard the division so such a feature gets 0.")
+    if abs(got[3, 1].item() - 0.1) < 1e-3:
+        pytest.fail("For features (1, 0) and (3, 0) you got 0.1 for the long one: normalize W_i in the "
+                    "denominator, (W_i_hat . W_j)^2 with W_i_hat = W_i / ||W_i||.")
+    assert_close(got, expected, "feature_dimensionality on hand-made W", atol=1e-4,
+                 hint="D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2, the sum including j = i.")
+
+
+@pytest.mark.exercise("feature_dimensionality", points=1)
+def test_dimensionality_matches_loop(impl):
+    W = torch.randn(3, 4, 7, generator=gen(4))
+    W[1, :, 2] = 0
+    W[2, :, 5] = 0
+    got = call_unmutated(impl.feature_dimensionality, W)
+    assert_close(got, loop_dimensionality(W), "feature_dimensionality on a random W", atol=1e-4,
+                 hint="Compute each instance on its own: W[k, :, i] is feature i of instance k.")
+
+
+@pytest.mark.exercise("feature_dimensionality", points=1)
+def test_dimensionality_zero_features_are_zero(impl):
+    got = impl.feature_dimensionality(torch.zeros(2, 3, 4))
+    got = assert_shape(got, (2, 4), "feature_dimensionality(zeros)")
+    if not torch.isfinite(got).all():
+        pytest.fail("A model that represents nothing gave NaN or inf: a feature with W_i = 0 gets 0.")
+    assert (got == 0).all(), f"features with W_i = 0 should get dimensionality 0, got {got.tolist()}"
