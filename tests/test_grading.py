@@ -222,3 +222,13 @@ def test_a_broken_test_file_is_one_error_row_with_pytest_output(fake_course, cap
     rows = grade(str(fake_course), lessons=["98"])
     assert [(r.id, r.status) for r in rows] == [("98.*", "error")]
     assert "no_such_module" in capsys.readouterr().err
+
+
+def test_summary_prefers_an_assertion_message_over_a_raw_exception():
+    from mi_course.grading.report import summarize
+
+    collected = {"t::a": ("01.x", 1), "t::b": ("01.x", 1)}
+    results = {"t::a": ("exception", "RuntimeError: shapes cannot be multiplied"),
+               "t::b": ("assertion", "you computed W W^T x; use W^T W x")}
+    (row,) = summarize(collected, results)
+    assert row.status == "error" and "W^T W" in row.message

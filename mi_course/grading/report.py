@@ -52,7 +52,9 @@ def summarize(collected: dict[str, tuple[str, int]], results: dict[str, tuple[st
         if row.status == "not started":
             row.message = "not started yet (the stub raises NotImplementedError)"
         elif row.status != "passed":
-            nodeid, _, message = next(t for t in row.tests if t[1] != "passed")
+            # an assertion names the likely mistake; a raw exception from a later test says less
+            failing = [t for t in row.tests if t[1] != "passed"]
+            nodeid, _, message = next((t for t in failing if t[1] == "assertion"), failing[0])
             row.message = f"{nodeid.split('::')[-1]}: {message}"
     return sorted(rows.values(), key=lambda r: r.id)
 
