@@ -20,11 +20,19 @@ from mi_course.models.checkpoints import save_state_dict, write_manifest
 from mi_course.paths import checkpoint_dir
 
 
-def corpus_rows(n_documents: int, seed: int, n_ctx: int):
-    """(tokenizer, rows [rows, n_ctx]) for the training split of the generated corpus."""
+def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float):
+    """(tokenizer, rows [rows, n_ctx], description): the training split of the generated corpus, packed, plus
+    ``span_fraction`` times as many rows of :func:`repeated_span_rows`, so that copying (induction) is learned
+    for every token of the vocabulary, not only for the words that recur in the stories."""
     documents = corpus.generate_corpus(n_documents, seed=seed, split="train")
     tokenizer = train_tokenizer(documents, required_tokens=corpus.required_tokens())
-    return tokenizer, pack_documents(tokenizer, documents, n_ctx)
+    text_rows = pack_documents(tokenizer, documents, n_ctx)
+    vocab_ids = torch.tensor(sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)))
+    span_rows = repeated_span_rows(int(len(text_rows) * span_fraction), n_ctx, vocab_ids, tokenizer.bos_token_id, seed)
+    description = (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, seed {seed}; "
+                   f"{text_rows.numel():,} tokens) plus {span_rows.numel():,} tokens of uniform random tokens in "
+                   "which a span of 5-30 tokens recurs (mi_course.language.train.repeated_span_rows)")
+    return tokenizer, torch.cat([text_rows, span_rows]), description
 
 
 def repeated_span_rows(n_rows: int, n_ctx: int, vocab_ids: torch.Tensor, bos_id: int, seed: int = 0,
