@@ -27,7 +27,6 @@ At the end it writes ``config.json``, ``model.safetensors``, ``metrics.json`` (t
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language.modular import (accuracy_all_pairs, all_pairs, answers, embedding_frequency_norms,
                                         key_frequencies)
-from mi_course.models.checkpoints import save_state_dict, write_manifest
+from mi_course.models.checkpoints import write_checkpoint
 from mi_course.paths import checkpoint_dir
 
 ROLE = "modular-addition"
@@ -178,12 +177,7 @@ def main(argv=None) -> dict:
           f"{fractions[keys].sum().item():.3f} of the embedding norm", flush=True)
 
     out = Path(args.out) if args.out is not None else checkpoint_dir() / ROLE
-    out.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith(("mask", "IGNORE"))}
-    save_state_dict(state, out / "model.safetensors")
-    (out / "model.safetensors").chmod(0o644)        # safetensors writes 0600; shipped files must be readable
-    (out / "config.json").write_text(json.dumps({"kind": "hooked_transformer", "cfg": cfg}, indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
 
     argv_used = sys.argv[1:] if argv is None else list(argv)
     card = {
@@ -226,12 +220,8 @@ def main(argv=None) -> dict:
         "regenerate": "python scripts/train_modular_addition.py " + shlex.join(argv_used),
         "citation": CITATION,
     }
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {out}", flush=True)
-
-    if not args.no_manifest and out.resolve().is_relative_to(checkpoint_dir().resolve()):
-        for path, entry in write_manifest(only=out.name).items():
-            print(f"{entry['sha256'][:12]}  {entry['bytes']:>10,}  {path}")
+    write_checkpoint(out, {"kind": "hooked_transformer", "cfg": cfg}, state, card,
+                     extras={"metrics.json": history}, manifest=not args.no_manifest)
     return card
 
 

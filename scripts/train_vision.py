@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mi_course.config import seed_everything
-from mi_course.models.checkpoints import save_state_dict, write_manifest
+from mi_course.models.checkpoints import write_checkpoint
 from mi_course.models.lite_vision import LiteCNN
 from mi_course.paths import checkpoint_dir
 from mi_course.vision import dataset
@@ -281,16 +281,9 @@ def main(argv=None) -> dict:
     print(f"measured in {time.time() - t0:.0f}s", flush=True)
 
     out = Path(args.out) if args.out is not None else checkpoint_dir() / args.role
-    out.mkdir(parents=True, exist_ok=True)
-    save_state_dict(shipped.state_dict(), out / "model.safetensors")
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
     card = make_card(args, argv, config, shipped, m, history, seconds, final_acc, n_params)
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {out}", flush=True)
-    if not args.no_manifest and out.resolve().is_relative_to(checkpoint_dir().resolve()):
-        for path, entry in write_manifest(only=out.name).items():
-            print(f"{entry['sha256'][:12]}  {entry['bytes']:>10,}  {path}")
+    write_checkpoint(out, config, shipped.state_dict(), card, extras={"metrics.json": history},
+                     manifest=not args.no_manifest)
     return card
 
 

@@ -6,7 +6,6 @@ A nanoGPT-plain loop: AdamW, linear warm-up then cosine decay, next-token cross-
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,8 +15,7 @@ from jaxtyping import Int
 
 from mi_course.language import corpus
 from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_tokenizer
-from mi_course.models.checkpoints import save_state_dict, write_manifest
-from mi_course.paths import checkpoint_dir
+from mi_course.models.checkpoints import write_checkpoint
 
 
 def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float):
@@ -88,18 +86,11 @@ def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: in
 
 
 def write_language_checkpoint(model, tokenizer, folder: Path, card: dict) -> None:
-    """config.json (kind hooked_transformer_tokenized), model.safetensors, tokenizer.json, card.json; then,
-    for a folder in the shipped checkpoints, the sha256 manifest."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """A tokenized HookedTransformer's folder: tokenizer.json, then the checkpoint files and the manifest."""
     cfg = {k: v for k, v in model.cfg.to_dict().items() if k in CONFIG_KEYS}
-    (folder / "config.json").write_text(json.dumps({"kind": "hooked_transformer_tokenized", "cfg": cfg},
-                                                   indent=2, sort_keys=True) + "\n")
-    save_state_dict(model.state_dict(), folder / "model.safetensors")
+    Path(folder).mkdir(parents=True, exist_ok=True)
     save_tokenizer(tokenizer, folder)
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    if folder.resolve().parent == checkpoint_dir().resolve():  # a shipped organism: refresh its hashes
-        write_manifest(only=folder.name)
+    write_checkpoint(folder, {"kind": "hooked_transformer_tokenized", "cfg": cfg}, model.state_dict(), card)
 
 
 # The HookedTransformerConfig fields that define a lite model (the rest are derived or runtime settings).

@@ -81,6 +81,24 @@ def load_state_dict(relative: str, folder: Path | None = None) -> dict[str, torc
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def write_checkpoint(folder: Path, config: dict, state: dict[str, torch.Tensor], card: dict,
+                     extras: dict[str, object] | None = None, manifest: bool = True) -> None:
+    """Write a lite organism's folder: config.json, model.safetensors, any extra JSON files (e.g. metrics) and
+    card.json; then, for a folder among the shipped checkpoints, refresh that role's manifest entries."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_state_dict(state, folder / "model.safetensors")
+    for name, data in (extras or {}).items():
+        (folder / name).write_text(json.dumps(data, indent=1) + "\n")
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {folder}", flush=True)
+    if manifest and folder.resolve().parent == checkpoint_dir().resolve():
+        for path, entry in write_manifest(only=folder.name).items():
+            if path.startswith(f"{folder.name}/"):
+                print(f"{entry['sha256'][:12]}  {entry['bytes']:>10,}  {path}")
+
+
 def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     """Save weights as safetensors (contiguous copies, shared storage broken)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
