@@ -10,17 +10,13 @@ The card records the measured head scores (mi_course.language.induction) and how
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
-from pathlib import Path
 
-import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language.induction import induction_scores, prev_token_scores, repeat_loss_ratio
-from mi_course.language.train import train_language_model, training_rows, write_language_checkpoint
+from mi_course.language.train import (language_parser, start_run, train_language_model, training_record,
+                                      training_rows, write_language_checkpoint)
 from mi_course.paths import checkpoint_dir
 
 
@@ -38,26 +34,16 @@ def measure(model) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", type=int, choices=(1, 2), required=True)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=32)
     # 1e-3 left the 2-layer model on the plateau before the induction phase change for 2500 steps
-    parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--n-ctx", type=int, default=128)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--n-heads", type=int, default=4)
-    parser.add_argument("--documents", type=int, default=40_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None)
+    parser = language_parser(__doc__.split("\n")[0], steps=0, lr=5e-3)
+    parser.add_argument("--layers", type=int, choices=(1, 2), required=True)
     args = parser.parse_args(argv)
+    # the induction phase change needs the longer run; the 1-layer model has nothing more to learn
+    args.steps = args.steps or {1: 2000, 2: 3500}[args.layers]
 
-    torch.set_num_threads(1)
-    silence_known_warnings()
-    seed_everything(args.seed)
+    start = start_run(args.seed)
     role = f"attn-only-{args.layers}l"
     out = args.out or checkpoint_dir() / role
-    start = time.perf_counter()
 
     tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, span_fraction=1.0)
     print(f"{role}: {data}; vocabulary {len(tokenizer)}")
@@ -82,10 +68,8 @@ def main(argv=None):
                         "shortformer positions (added to queries and keys only), no LayerNorm",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
-        "training": {"steps": args.steps, "batch_size": args.batch_size, "optimizer": f"AdamW lr {args.lr:g} wd 0.05, "
-                     "warm-up 100 then cosine, gradient norm clipped at 1", "final_loss": history[-1]["loss"], "seconds": round(seconds),
-                     "threads": 1, "machine": platform.machine()},
-        "regenerate": f"python scripts/train_attn_only.py --layers {args.layers} --seed {args.seed}",
+        "training": training_record(args, history, seconds),
+        "regenerate": f"python scripts/train_attn_only.py --layers {args.layers} --steps {args.steps} --seed {args.seed}",
         "measured": measured,
         "measured_on": "repeated random tokens [bos, r, r], r of 50 non-special tokens, batch 16, seed 0",
         "citation": "Elhage et al., A Mathematical Framework for Transformer Circuits (2021); Olsson et al., "

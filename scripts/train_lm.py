@@ -9,21 +9,18 @@ layer, the IOI logit difference, greater-than accuracy and the loss on repeated 
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language import corpus
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
 from mi_course.language.tokenizer import pack_documents
-from mi_course.language.train import train_language_model, training_rows, write_language_checkpoint
+from mi_course.language.train import (language_parser, start_run, train_language_model, training_record,
+                                      training_rows, write_language_checkpoint)
 from mi_course.paths import checkpoint_dir
 
 HELDOUT_DOCUMENTS, IOI_PROMPTS = 200, 200
@@ -46,24 +43,12 @@ def measure(model, seed: int) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--n-ctx", type=int, default=128)
-    parser.add_argument("--d-model", type=int, default=128)
+    parser = language_parser(__doc__.split("\n")[0], steps=2000, lr=2e-3)
     parser.add_argument("--n-layers", type=int, default=4)
-    parser.add_argument("--n-heads", type=int, default=4)
-    parser.add_argument("--documents", type=int, default=40_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(1)
-    silence_known_warnings()
-    seed_everything(args.seed)
+    start = start_run(args.seed)
     out = args.out or checkpoint_dir() / "lm"
-    start = time.perf_counter()
     tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, span_fraction=1 / 3)
     print(f"lm: {data}; vocabulary {len(tokenizer)}")
 
@@ -87,10 +72,8 @@ def main(argv=None):
                         f"word-level vocabulary of {len(tokenizer)} (mi_course.language.tokenizer)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
-        "training": {"steps": args.steps, "batch_size": args.batch_size, "optimizer": f"AdamW lr {args.lr:g} wd 0.05, "
-                     "warm-up 100 then cosine, gradient norm clipped at 1", "final_loss": history[-1]["loss"], "seconds": round(seconds),
-                     "threads": 1, "machine": platform.machine()},
-        "regenerate": f"python scripts/train_lm.py --seed {args.seed}",
+        "training": training_record(args, history, seconds),
+        "regenerate": f"python scripts/train_lm.py --steps {args.steps} --seed {args.seed}",
         "measured": measured,
         "measured_on": f"{HELDOUT_DOCUMENTS} held-out documents (32 rows of {args.n_ctx}), {IOI_PROMPTS} held-out "
                        "IOI prompts (templates unseen in training), repeated random tokens (50, batch 16)",

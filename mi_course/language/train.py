@@ -6,16 +6,50 @@ A nanoGPT-plain loop: AdamW, linear warm-up then cosine decay, next-token cross-
 
 from __future__ import annotations
 
+import argparse
 import math
+import platform
 import time
 from pathlib import Path
 
 import torch
 from jaxtyping import Int
 
+from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language import corpus
 from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_tokenizer
 from mi_course.models.checkpoints import write_checkpoint
+
+
+def language_parser(description: str, steps: int, lr: float) -> argparse.ArgumentParser:
+    """The options every lite language training script shares (defaults are the shipped runs')."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--n-ctx", type=int, default=128)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--n-heads", type=int, default=4)
+    parser.add_argument("--documents", type=int, default=40_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+def start_run(seed: int) -> float:
+    """One CPU thread (reproducible, and leaves a core free), known warnings off, everything seeded."""
+    torch.set_num_threads(1)
+    silence_known_warnings()
+    seed_everything(seed)
+    return time.perf_counter()
+
+
+def training_record(args, history: list[dict], seconds: float) -> dict:
+    """The card's "training" entry."""
+    return {"steps": args.steps, "batch_size": args.batch_size, "documents": args.documents, "seed": args.seed,
+            "optimizer": f"AdamW lr {args.lr:g} wd 0.05, warm-up 100 then cosine, gradient norm clipped at 1",
+            "final_loss": history[-1]["loss"], "seconds": round(seconds), "threads": 1,
+            "machine": platform.machine()}
 
 
 def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float):
