@@ -1,0 +1,58 @@
+"""The lite language model: its logit lens converges layer by layer, it does IOI on held-out templates, it
+copies repeated spans (thresholds from the issue), and its card states what is measured here."""
+
+import pytest
+import torch
+
+import mi_course
+from mi_course.models.registry import lite_shipped
+from mi_course.language import corpus
+from mi_course.language.induction import repeat_loss_ratio
+from mi_course.language.ioi import answer_token, ioi_logit_diffs
+from mi_course.language.logit_lens import kl_to_final, logit_lens
+from mi_course.language.tokenizer import pack_documents
+
+if not lite_shipped("lm"):  # issue 3: the first training run did not reach IOI or induction; see the note
+    pytest.skip("the lite lm is not shipped yet (scripts/train_lm.py)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return mi_course.load_model("lm", mode="lite")
+
+
+@pytest.fixture(scope="module")
+def heldout_rows(lm):
+    heldout = corpus.generate_corpus(200, seed=0, split="heldout")
+    return pack_documents(lm.tokenizer, heldout, lm.cfg.n_ctx)[:32]
+
+
+def test_logit_lens_kl_decreases_layer_by_layer(lm, heldout_rows):
+    kl = kl_to_final(logit_lens(lm, heldout_rows)).mean(dim=(1, 2))
+    assert torch.all(kl[1:] < kl[:-1]), f"KL to final per layer should fall: {kl.tolist()}"
+
+
+def test_ioi_on_heldout_templates(lm):
+    prompts = corpus.ioi_prompts(200, seed=0, split="heldout")
+    diffs = ioi_logit_diffs(lm, prompts)
+    assert (diffs > 0).float().mean() >= 0.9, f"IO > S on only {(diffs > 0).float().mean():.0%} of prompts"
+
+
+def test_repeated_spans_are_copied(lm):
+    assert repeat_loss_ratio(lm) <= 0.5
+
+
+def test_answer_tokens_are_single_words(lm):
+    assert lm.to_str_tokens(torch.tensor([answer_token(lm, "Mary")]))[0] == "Mary"
+    with pytest.raises(ValueError, match="single token"):
+        answer_token(lm, "Mary Vane")
+
+
+def test_card_states_the_measured_values(lm, heldout_rows):
+    card = mi_course.model_card("lm", mode="lite")
+    measured = card["measured"]
+    kl = kl_to_final(logit_lens(lm, heldout_rows)).mean(dim=(1, 2))
+    assert torch.allclose(torch.tensor(measured["logit_lens_kl_per_layer"]), kl, atol=1e-3)
+    assert abs(measured["repeat_loss_ratio"] - repeat_loss_ratio(lm)) < 0.01
+    assert measured["ioi_fraction_positive"] >= 0.9
+    assert card["regenerate"].startswith("python scripts/train_lm.py")
