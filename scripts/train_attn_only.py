@@ -17,6 +17,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from mi_course.language.induction import induction_scores, prev_token_scores, repeat_loss_ratio
 from mi_course.language.train import (language_parser, start_run, train_language_model, training_record,
                                       training_rows, write_language_checkpoint)
+from mi_course.models.checkpoints import regenerate_command
 from mi_course.paths import checkpoint_dir
 
 
@@ -33,19 +34,26 @@ def measure(model) -> dict:
     }
 
 
+def progress(model) -> dict:
+    """What to watch during training: the best prev-token and induction head, and the copying."""
+    return {"prev": round(prev_token_scores(model)[0].max().item(), 3),
+            "induction": round(induction_scores(model).max().item(), 3),
+            "repeat_loss_ratio": round(repeat_loss_ratio(model), 3)}
+
+
 def main(argv=None):
     # 1e-3 left the 2-layer model on the plateau before the induction phase change for 2500 steps
-    parser = language_parser(__doc__.split("\n")[0], steps=0, lr=5e-3)
+    parser = language_parser(__doc__.split("\n")[0], steps=0, lr=5e-3, span_fraction=3.0)
     parser.add_argument("--layers", type=int, choices=(1, 2), required=True)
     args = parser.parse_args(argv)
     # the induction phase change needs the longer run; the 1-layer model has nothing more to learn
-    args.steps = args.steps or {1: 2000, 2: 3500}[args.layers]
+    args.steps = args.steps or {1: 2000, 2: 4000}[args.layers]
 
     start = start_run(args.seed)
     role = f"attn-only-{args.layers}l"
     out = args.out or checkpoint_dir() / role
 
-    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, span_fraction=1.0)
+    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max)
     print(f"{role}: {data}; vocabulary {len(tokenizer)}")
 
     cfg = HookedTransformerConfig(
@@ -55,7 +63,7 @@ def main(argv=None):
     )
     model = HookedTransformer(cfg, tokenizer=tokenizer)
     history = train_language_model(model, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                   seed=args.seed)
+                                   seed=args.seed, evaluate=progress, eval_every=args.eval_every)
     measured = measure(model)
     seconds = time.perf_counter() - start
     print({k: v for k, v in measured.items() if not k.endswith("_scores")})
@@ -69,7 +77,7 @@ def main(argv=None):
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training_record(args, history, seconds),
-        "regenerate": f"python scripts/train_attn_only.py --layers {args.layers} --steps {args.steps} --seed {args.seed}",
+        "regenerate": regenerate_command("scripts/train_attn_only.py", argv),
         "measured": measured,
         "measured_on": "repeated random tokens [bos, r, r], r of 50 non-special tokens, batch 16, seed 0",
         "citation": "Elhage et al., A Mathematical Framework for Transformer Circuits (2021); Olsson et al., "

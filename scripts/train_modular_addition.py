@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -39,7 +37,7 @@ import torch.nn.functional as F
 from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language.modular import (accuracy_all_pairs, all_pairs, answers, embedding_frequency_norms,
                                         key_frequencies)
-from mi_course.models.checkpoints import write_checkpoint
+from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.paths import checkpoint_dir
 
 ROLE = "modular-addition"
@@ -179,7 +177,6 @@ def main(argv=None) -> dict:
     out = Path(args.out) if args.out is not None else checkpoint_dir() / ROLE
     state = {k: v for k, v in model.state_dict().items() if not k.endswith(("mask", "IGNORE"))}
 
-    argv_used = sys.argv[1:] if argv is None else list(argv)
     card = {
         "role": ROLE,
         "task": f"(a + b) mod {p}: input tokens [a, b, '='] with '=' = token {p}, answer read at the last position",
@@ -217,7 +214,7 @@ def main(argv=None) -> dict:
         "mechanism": "the embedding writes a, b as cos/sin of a few key frequencies; attention and the MLP "
                      "compute cos/sin of w(a+b), and the unembedding reads (a+b) mod p off them "
                      "(Nanda et al., 2023, section 4)",
-        "regenerate": "python scripts/train_modular_addition.py " + shlex.join(argv_used),
+        "regenerate": regenerate_command("scripts/train_modular_addition.py", argv),
         "citation": CITATION,
     }
     write_checkpoint(out, {"kind": "hooked_transformer", "cfg": cfg}, state, card,

@@ -26,8 +26,6 @@ import argparse
 import json
 import math
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -36,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mi_course.config import seed_everything
-from mi_course.models.checkpoints import write_checkpoint
+from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.models.lite_vision import LiteCNN
 from mi_course.paths import checkpoint_dir
 from mi_course.vision import dataset
@@ -45,10 +43,10 @@ from mi_course.vision.tuning import curve_detector_report, union_over_cases
 ROLE_DEFAULTS = {
     # the counterpart of InceptionV1: 5x5 then 3x3 kernels
     "vision": {"seed": 0, "widths": "16,32,128,128", "kernels": "5,5,3,3", "pools": "2,2,2,1",
-               "aux_arc_layer": "conv4", "aux_facing_layer": "conv3"},
+               "aux_arc_layer": "conv4", "aux_facing_layer": "conv3", "fish_cases": "species"},
     # the counterpart of AlexNet: a large first kernel, other widths, another seed
     "vision-b": {"seed": 1, "widths": "24,48,128,128", "kernels": "7,3,3,3", "pools": "2,2,2,1",
-                 "aux_arc_layer": "conv4", "aux_facing_layer": "conv3"},
+                 "aux_arc_layer": "conv4", "aux_facing_layer": "conv3", "fish_cases": "mirror"},
 }
 CITATIONS = {
     "vision": "Cammarata, Goh, Carter, Schubert, Petrov, Olah. Curve Detectors. Distill, 2020; Olah et al., "
@@ -76,6 +74,9 @@ def parse_args(argv=None):
     ap.add_argument("--aux-arc-weight", type=float, default=0.5)
     ap.add_argument("--aux-facing-layer", default=None, help="layer of the left/right head ('none' to drop)")
     ap.add_argument("--aux-facing-weight", type=float, default=0.5)
+    ap.add_argument("--fish-cases", choices=dataset.FISH_CASES, default=None,
+                    help="how the fish class's two cases differ (mi_course.vision.dataset); default: species for "
+                         "vision, mirror for vision-b")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-n", type=int, default=1000, help="held-out images for the accuracy printed")
     ap.add_argument("--no-manifest", action="store_true", help="do not rewrite mi_course/checkpoints/MANIFEST.json")
@@ -138,7 +139,7 @@ def summarize_curves(report: dict) -> dict:
                                                     "line_ratio", "stretch")} for c in report["curve_detectors"]]}
 
 
-def measure(model: LiteCNN, seed: int, size: int) -> dict:
+def measure(model: LiteCNN, seed: int, size: int, fish_cases: str = "mirror") -> dict:
     """Everything the card states, measured on the shipped (folded, eval-mode) model."""
     model.eval()
     curves = {name: curve_detector_report(model, name) for name in model.layer_names}
@@ -146,9 +147,9 @@ def measure(model: LiteCNN, seed: int, size: int) -> dict:
                                                len(r["stretch_quadrants"]), len(r["quadrants"]),
                                                len(r["curve_detectors"])))
     case_seed = 10_000 + seed
-    left = dataset.class_images("fish", 64, seed=case_seed, size=size, facing="left")
-    right = dataset.class_images("fish", 64, seed=case_seed + 1, size=size, facing="right")
-    others, labels, _ = dataset.generate(256, seed=case_seed + 2, size=size)
+    left = dataset.class_images("fish", 64, seed=case_seed, size=size, facing="left", fish_cases=fish_cases)
+    right = dataset.class_images("fish", 64, seed=case_seed + 1, size=size, facing="right", fish_cases=fish_cases)
+    others, labels, _ = dataset.generate(256, seed=case_seed + 2, size=size, fish_cases=fish_cases)
     others = others[labels != dataset.FISH]
     pairs = list(zip(model.layer_names[:-1], model.layer_names[1:])) + [(model.layer_names[-1], "fc")]
     unions = {}
@@ -165,9 +166,11 @@ def measure(model: LiteCNN, seed: int, size: int) -> dict:
                          "left_units": res["case_units"]["a"], "right_units": res["case_units"]["b"]}
     return {"curves": curves, "best_curve_layer": best["layer"], "unions": unions,
             "union_params": {k: res[k] for k in ("min_both", "min_case_ratio", "top_k", "min_selectivity")},
-            "union_images": {"left": f"class_images('fish', 64, seed={case_seed}, facing='left')",
-                             "right": f"class_images('fish', 64, seed={case_seed + 1}, facing='right')",
-                             "other": f"generate(256, seed={case_seed + 2}) without fish"}}
+            "union_images": {"left": f"class_images('fish', 64, seed={case_seed}, facing='left', "
+                                     f"fish_cases={fish_cases!r})",
+                             "right": f"class_images('fish', 64, seed={case_seed + 1}, facing='right', "
+                                      f"fish_cases={fish_cases!r})",
+                             "other": f"generate(256, seed={case_seed + 2}, fish_cases={fish_cases!r}) without fish"}}
 
 
 def remeasure(args) -> dict:
@@ -181,7 +184,7 @@ def remeasure(args) -> dict:
     model.load_state_dict(load_file(str(out / "model.safetensors")))
     model.eval()
     seed = card["training"]["seed"]
-    m = measure(model, seed, config.get("input_size", 64))
+    m = measure(model, seed, config.get("input_size", 64), card["dataset"].get("fish_cases", "mirror"))
     report(m)
     fresh = make_card(args, None, config, model, m, [card["final_train"]], card["training_seconds"],
                       card["measured"]["accuracy_2000_fresh_images"], card["training"]["n_params_trained"])
@@ -210,7 +213,7 @@ def main(argv=None) -> dict:
         return remeasure(args)
     seed_everything(args.seed)
 
-    sample, _, _ = dataset.generate(1024, seed=(args.seed, 10 ** 6), size=args.size)
+    sample, _, _ = dataset.generate(1024, seed=(args.seed, 10 ** 6), size=args.size, fish_cases=args.fish_cases)
     mean = [round(v, 4) for v in sample.mean((0, 2, 3)).tolist()]
     std = [round(v, 4) for v in sample.std((0, 2, 3)).tolist()]
     config = model_config(args, mean, std)
@@ -226,7 +229,8 @@ def main(argv=None) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / args.warmup, 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0)))))
     keep = {args.aux_arc_layer, args.aux_facing_layer} - {None}
-    test_x, test_y, _ = dataset.generate(args.eval_n, seed=(args.seed, 10 ** 6 + 1), size=args.size)
+    test_x, test_y, _ = dataset.generate(args.eval_n, seed=(args.seed, 10 ** 6 + 1), size=args.size,
+                                         fish_cases=args.fish_cases)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{args.role}: {config['convs']}, {n_params:,} parameters (with BatchNorm), {args.steps} steps of "
           f"{args.batch_size}; mean {mean} std {std}", flush=True)
@@ -235,7 +239,8 @@ def main(argv=None) -> dict:
     for step in range(1, args.steps + 1):
         model.train()
         t0 = time.time()
-        x, y, extra = dataset.generate(args.batch_size, seed=(args.seed, step), size=args.size)
+        x, y, extra = dataset.generate(args.batch_size, seed=(args.seed, step), size=args.size,
+                                       fish_cases=args.fish_cases)
         data_seconds += time.time() - t0
         logits, pooled = forward_with(model, x, keep)
         loss_cls = F.cross_entropy(logits, y)
@@ -270,13 +275,14 @@ def main(argv=None) -> dict:
     shipped = LiteCNN(config)
     shipped.load_state_dict(model.state_dict())
     shipped.eval()
-    final_x, final_y, _ = dataset.generate(2000, seed=(args.seed, 10 ** 6 + 2), size=args.size)
+    final_x, final_y, _ = dataset.generate(2000, seed=(args.seed, 10 ** 6 + 2), size=args.size,
+                                           fish_cases=args.fish_cases)
     final_acc = accuracy(shipped, final_x, final_y)
     print(f"trained in {seconds:.0f}s; held-out accuracy {unfolded:.4f} (BatchNorm) -> folded model "
           f"{accuracy(shipped, test_x, test_y):.4f}; on 2000 fresh images {final_acc:.4f}", flush=True)
 
     t0 = time.time()
-    m = measure(shipped, args.seed, args.size)
+    m = measure(shipped, args.seed, args.size, args.fish_cases)
     report(m)
     print(f"measured in {time.time() - t0:.0f}s", flush=True)
 
@@ -285,19 +291,6 @@ def main(argv=None) -> dict:
     write_checkpoint(out, config, shipped.state_dict(), card, extras={"metrics.json": history},
                      manifest=not args.no_manifest)
     return card
-
-
-def regenerate_args(argv: list[str]) -> list[str]:
-    """The command-line arguments that reproduce the checkpoint, without where it was written."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--out":
-            skip = True
-        elif not (a.startswith("--out=") or a == "--no-manifest"):
-            out.append(a)
-    return out
 
 
 def not_reached(role: str, best: dict, stretch: bool, union_layers: list) -> list[str]:
@@ -320,7 +313,6 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
     best = m["curves"][m["best_curve_layer"]]
     curve_summary = {name: summarize_curves(rep) for name, rep in m["curves"].items()}
     union_layers = [name for name, u in m["unions"].items() if u["union_units"]]
-    argv_used = regenerate_args(sys.argv[1:] if argv is None else list(argv))
     stretch = (len(best["stretch_detectors"]) >= 4 and len(best["stretch_quadrants"]) == 4)
     # the layer to report: the first with union units, else the last conv (fed by the one before it)
     main_union = m["unions"][union_layers[0] if union_layers else model.layer_names[-1]]
@@ -352,6 +344,7 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
         "classes": list(dataset.CLASSES),
         "dataset": {"generator": "mi_course.vision.dataset.generate(batch, seed=(seed, step))",
                     "images_seen": args.steps * args.batch_size, "image_size": args.size,
+                    "fish_cases": args.fish_cases,
                     "description": "\n\n".join(dataset.__doc__.split("\n\n")[1:4]).strip()},
         "architecture": {
             "class": "mi_course.models.lite_vision.LiteCNN",
@@ -403,7 +396,7 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
                    "and the one feeding it (the images named in union_images)",
         },
         "mechanism": mechanism,
-        "regenerate": "python scripts/train_vision.py " + shlex.join(argv_used),
+        "regenerate": regenerate_command("scripts/train_vision.py", argv),
         "citation": CITATIONS[args.role],
     }
 

@@ -46,7 +46,7 @@ def tiny():
 
 def test_logit_lens_rows_and_last_row_equal_logits(tiny):
     tokens = torch.randint(20, (2, 7), generator=torch.Generator().manual_seed(0))
-    resid = accumulated_residuals(tiny, tokens)
+    resid = accumulated_residuals(tiny.run_with_cache(tokens)[1])
     assert resid.shape == (3, 2, 7, 16)
     lens = logit_lens(tiny, tokens)
     assert lens.shape == (3, 2, 7, 20)

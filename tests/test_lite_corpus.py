@@ -245,6 +245,15 @@ def test_pack_documents_rows_start_with_bos(tok, docs):
     assert flat[: len(first) + 2] == [tok.bos_token_id, *first, tok.eos_token_id][: len(first) + 2]
 
 
+def test_pack_documents_ignores_padding_left_on_by_an_earlier_batch_call(tok, docs):
+    texts = [d.text for d in docs[:20]]
+    before = pack_documents(tok, texts, n_ctx=32)
+    tok(["a", "a much longer line of words"], padding=True, truncation=True, max_length=4)  # as to_tokens does
+    after = pack_documents(tok, texts, n_ctx=32)
+    assert torch.equal(before, after), "packing changed after a padded batch call: documents were padded/cut"
+    assert not (after == tok.pad_token_id).any(), "no <pad> inside packed rows when drop_last=True"
+
+
 # ---------------------------------------------------------------- TransformerLens
 
 def _tiny_cfg(tok, **kw):

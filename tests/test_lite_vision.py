@@ -272,9 +272,10 @@ def vision_union():
     model = mi_course.load_model("vision", mode="lite", device="cpu")
     card = mi_course.model_card("vision", mode="lite")
     seed = card["training"]["seed"] + 10_000
-    left = dataset.class_images("fish", 64, seed=seed, facing="left")
-    right = dataset.class_images("fish", 64, seed=seed + 1, facing="right")
-    others, labels, _ = dataset.generate(256, seed=seed + 2)
+    cases = card["dataset"].get("fish_cases", "mirror")  # cards written before fish_cases existed used mirror
+    left = dataset.class_images("fish", 64, seed=seed, facing="left", fish_cases=cases)
+    right = dataset.class_images("fish", 64, seed=seed + 1, facing="right", fish_cases=cases)
+    others, labels, _ = dataset.generate(256, seed=seed + 2, fish_cases=cases)
     layers = card["measured"]["union_layers"] or [model.layer_names[-1]]
     layer = layers[0]
     prev = card["measured"]["union_over_cases"][layer]["prev_layer"]

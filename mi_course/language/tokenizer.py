@@ -204,8 +204,11 @@ def pack_documents(tokenizer: PreTrainedTokenizerFast, documents: Iterable[str],
         raise ValueError(f"n_ctx must be at least 2, got {n_ctx}")
     bos, eos, pad = (tokenizer.convert_tokens_to_ids(t) for t in (BOS, EOS, PAD))
     stream: list[int] = []
-    for encoding in tokenizer.backend_tokenizer.encode_batch(list(documents), add_special_tokens=False):
-        stream += [bos, *encoding.ids, eos]
+    # Through the wrapper with padding and truncation off: once `model.to_tokens` has run, the backend
+    # tokenizer keeps padding/truncation switched on, and calling it directly would pad every document.
+    encoded = tokenizer(list(documents), add_special_tokens=False, padding=False, truncation=False)["input_ids"]
+    for ids in encoded:
+        stream += [bos, *ids, eos]
     width = n_ctx - 1
     n_rows = len(stream) // width if drop_last else -(-len(stream) // width)
     stream += [pad] * (n_rows * width - len(stream))

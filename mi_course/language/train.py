@@ -21,7 +21,7 @@ from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_t
 from mi_course.models.checkpoints import write_checkpoint
 
 
-def language_parser(description: str, steps: int, lr: float) -> argparse.ArgumentParser:
+def language_parser(description: str, steps: int, lr: float, span_fraction: float) -> argparse.ArgumentParser:
     """The options every lite language training script shares (defaults are the shipped runs')."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--steps", type=int, default=steps)
@@ -32,6 +32,10 @@ def language_parser(description: str, steps: int, lr: float) -> argparse.Argumen
     parser.add_argument("--n-heads", type=int, default=4)
     parser.add_argument("--documents", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--span-fraction", type=float, default=span_fraction,
+                        help="rows of repeated random spans per row of corpus text")
+    parser.add_argument("--span-max", type=int, default=60, help="longest repeated span (tokens)")
+    parser.add_argument("--eval-every", type=int, default=500, help="print the card's measurements every N steps")
     parser.add_argument("--out", type=Path, default=None)
     return parser
 
@@ -52,18 +56,23 @@ def training_record(args, history: list[dict], seconds: float) -> dict:
             "machine": platform.machine()}
 
 
-def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float):
+def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float, span_max: int = 60,
+                  proportions: dict[str, float] | None = None):
     """(tokenizer, rows [rows, n_ctx], description): the training split of the generated corpus, packed, plus
     ``span_fraction`` times as many rows of :func:`repeated_span_rows`, so that copying (induction) is learned
-    for every token of the vocabulary, not only for the words that recur in the stories."""
-    documents = corpus.generate_corpus(n_documents, seed=seed, split="train")
+    for every token of the vocabulary, not only for the words that recur in the stories. ``proportions``
+    overrides the corpus's genre shares (:data:`mi_course.language.corpus.GENRES`)."""
+    documents = corpus.generate_corpus(n_documents, seed=seed, split="train", proportions=proportions)
     tokenizer = train_tokenizer(documents, required_tokens=corpus.required_tokens())
     text_rows = pack_documents(tokenizer, documents, n_ctx)
     vocab_ids = torch.tensor(sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)))
-    span_rows = repeated_span_rows(int(len(text_rows) * span_fraction), n_ctx, vocab_ids, tokenizer.bos_token_id, seed)
-    description = (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, seed {seed}; "
+    span_rows = repeated_span_rows(int(len(text_rows) * span_fraction), n_ctx, vocab_ids, tokenizer.bos_token_id, seed,
+                                   span_length=(5, span_max))
+    shares = "" if proportions is None else ", genre shares " + ", ".join(
+        f"{g} {p / sum(proportions.values()):.2f}" for g, p in proportions.items())
+    description = (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, seed {seed}{shares}; "
                    f"{text_rows.numel():,} tokens) plus {span_rows.numel():,} tokens of uniform random tokens in "
-                   "which a span of 5-30 tokens recurs (mi_course.language.train.repeated_span_rows)")
+                   f"which a span of 5-{span_max} tokens recurs (mi_course.language.train.repeated_span_rows)")
     return tokenizer, torch.cat([text_rows, span_rows]), description
 
 
@@ -90,8 +99,9 @@ def lm_loss(model, tokens: Int[torch.Tensor, "batch pos"]) -> torch.Tensor:
 
 def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: int, batch_size: int = 32,
                          lr: float = 1e-3, weight_decay: float = 0.05, warmup: int = 100, seed: int = 0,
-                         log_every: int = 100, log=print) -> list[dict]:
-    """Train in place; return the logged metrics (step, loss, seconds)."""
+                         log_every: int = 100, log=print, evaluate=None, eval_every: int = 500) -> list[dict]:
+    """Train in place; return the logged metrics (step, loss, seconds). ``evaluate(model) -> dict``, when
+    given, runs every ``eval_every`` steps (in eval mode) and its result is logged, to watch a phase change."""
     if rows.dim() != 2 or rows.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"rows must be [rows, pos] with pos <= n_ctx={model.cfg.n_ctx}, got {tuple(rows.shape)}")
     gen = torch.Generator().manual_seed(seed)
@@ -115,6 +125,10 @@ def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: in
                             "seconds": round(time.perf_counter() - start, 1)})
             log(f"step {step:>6}/{steps}  loss {running / n:.4f}  {time.perf_counter() - start:7.1f}s")
             running = 0.0
+        if evaluate is not None and eval_every and step % eval_every == 0 and step < steps:
+            model.eval()
+            log(f"step {step:>6}/{steps}  {evaluate(model)}")
+            model.train()
     model.eval()
     return history
 

@@ -104,3 +104,20 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(path))
     Path(path).chmod(0o644)  # safetensors writes owner-only files; shipped files are world-readable
+
+
+def regenerate_command(script: str, argv: list[str] | None = None) -> str:
+    """The card's "regenerate" line: ``python <script> <the arguments used>``, without where it was written
+    (``--out``, ``--no-manifest``), so that a learner reproduces the shipped checkpoint in place."""
+    import shlex
+    import sys
+
+    kept, skip = [], False
+    for a in sys.argv[1:] if argv is None else list(argv):
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not (a.startswith("--out=") or a == "--no-manifest"):
+            kept.append(a)
+    return " ".join(["python", script, *map(shlex.quote, kept)])

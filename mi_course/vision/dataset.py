@@ -17,6 +17,13 @@ Ten classes (``CLASSES``), each image RGB in [0, 1], shape (3, size, size), defa
  9    double     fish-like negatives with no facing: tails on both ends, or round heads (eyes) on both ends
 ====  =========  ================================================================================
 
+``fish_cases`` chooses how the two cases of the fish class differ. ``"mirror"`` (the default): a right-facing
+fish is the mirror image of a left-facing one. ``"species"``: the two facings are two species, so that
+no single feature covers both cases: left-facing fish have a round head and a forked tail as above,
+right-facing fish a pointed (triangular) head and a round fan tail; "double" negatives are drawn from
+either species. A small network makes itself mirror-symmetric early on mirror cases, and then shows no
+union over cases (the ``vision`` card says what was measured); the species cases give it one to learn.
+
 Backgrounds and stroke colours are random (light-on-dark and dark-on-light, grey and coloured) with a
 luminance contrast >= 0.35, plus faint pixel noise. Besides the class label, every image has two auxiliary
 labels: ``arc_bin`` (arcs: the bulge orientation, as in :mod:`mi_course.vision.stimuli`, rounded to the
@@ -40,8 +47,10 @@ from mi_course.vision.stimuli import arc_distance, pixel_grid, segment_distance,
 
 CLASSES = ("arc", "line", "edge", "corner", "circle", "shape", "texture", "colour", "fish", "double")
 FISH = CLASSES.index("fish")
+DOUBLE = CLASSES.index("double")
 ARC = CLASSES.index("arc")
 FACINGS = ("left", "right")
+FISH_CASES = ("mirror", "species")
 N_ARC_BINS = 8
 
 
@@ -198,11 +207,12 @@ def _colour(rng, x, y, size):
     return img, -1, -1
 
 
-def _fish_parts(rng, x, y, heads, tails):
+def _fish_parts(rng, x, y, heads, tails, species=0):
     """Alpha layers of a fish-like object along a horizontal axis (tilted by up to 12 degrees). Each end
     (-1 = left, +1 = right) is either a *head* (a round half-ellipse with an eye near it: the convex curve
     bulges outwards) or a *tail* (the body tapers in straight lines to a narrow stalk carrying a forked
-    tail), or, if neither, a plain round end. Returns (body + tail alpha, eye alpha)."""
+    tail), or, if neither, a plain round end. ``species`` 1 draws heads pointed (a triangle nose) and tails
+    as a round fan instead. Returns (body + tail alpha, eye alpha)."""
     a = rng.uniform(10, 14)                              # half-length of the body
     b = a * rng.uniform(0.5, 0.65)                       # half-height
     t = a * rng.uniform(0.6, 0.85)                       # tail length
@@ -219,31 +229,41 @@ def _fish_parts(rng, x, y, heads, tails):
             quad = quad if side > 0 else [(0.0, -b), (0.0, b), (side * a, stalk), (side * a, -stalk)]
             body = np.maximum(body, _fill_alpha(_polygon_sd(u, v, quad)))
             base, tip, spread = side * (a - 1.0), side * (a + t), t * rng.uniform(0.7, 0.95)
+            if species:            # a round fan on the stalk
+                fan = _ellipse_sd(u, v, side * (a + t * 0.45), 0.0, t * 0.5, spread * 0.85, 0.0)
+                body = np.maximum(body, _fill_alpha(fan))
+                continue
             notch = tip - side * t * 0.3
             for tri in ([(base, 0.0), (tip, -spread), (notch, 0.0)], [(base, 0.0), (notch, 0.0), (tip, spread)]):
                 body = np.maximum(body, _fill_alpha(_polygon_sd(u, v, _counter_clockwise(tri))))
+        elif species and side in heads:  # pointed head: the body's front half is a triangle to a nose
+            nose = [(0.0, -b), (side * a * 1.25, 0.0), (0.0, b)]
+            body = np.maximum(body, _fill_alpha(_polygon_sd(u, v, _counter_clockwise(nose))))
         else:                      # round end: the half of the ellipse on this side
             half = np.maximum(_ellipse_sd(u, v, 0, 0, a, b, 0), -side * u)
             body = np.maximum(body, _fill_alpha(half))
     eye = np.zeros_like(body)
     er = rng.uniform(1.6, 2.4)
     for side in heads:
-        eye = np.maximum(eye, _fill_alpha(np.hypot(u - side * a * 0.55, v - b * 0.25) - er))
+        at = 0.45 if species else 0.55   # inside the narrower pointed head
+        eye = np.maximum(eye, _fill_alpha(np.hypot(u - side * a * at, v - b * 0.2) - er))
     return body, eye
 
 
-def _fish(rng, x, y, size, facing=None):
+def _fish(rng, x, y, size, facing=None, fish_cases="mirror"):
     side = (1 if rng.random() < 0.5 else -1) if facing is None else (1 if facing == "right" else -1)
-    body, eye = _fish_parts(rng, x, y, heads=[side], tails=[-side])
+    species = int(fish_cases == "species" and side > 0)
+    body, eye = _fish_parts(rng, x, y, heads=[side], tails=[-side], species=species)
     bg, fg = _colour_pair(rng)
     return _composite(bg, [(body, fg), (eye, bg)], size), -1, int(side > 0)
 
 
-def _double(rng, x, y, size):
+def _double(rng, x, y, size, fish_cases="mirror"):
+    species = int(fish_cases == "species" and rng.random() < 0.5)
     if rng.random() < 0.5:
-        body, eye = _fish_parts(rng, x, y, heads=[-1, 1], tails=[])
+        body, eye = _fish_parts(rng, x, y, heads=[-1, 1], tails=[], species=species)
     else:
-        body, eye = _fish_parts(rng, x, y, heads=[] if rng.random() < 0.3 else [0], tails=[-1, 1])
+        body, eye = _fish_parts(rng, x, y, heads=[] if rng.random() < 0.3 else [0], tails=[-1, 1], species=species)
     bg, fg = _colour_pair(rng)
     return _composite(bg, [(body, fg), (eye, bg)], size), -1, -1
 
@@ -251,23 +271,32 @@ def _double(rng, x, y, size):
 RENDERERS = (_arc, _line, _edge, _corner, _circle, _shape, _texture, _colour, _fish, _double)
 
 
-def render(label: int, rng: np.random.Generator, size: int = 64, facing: str | None = None):
+def render(label: int, rng: np.random.Generator, size: int = 64, facing: str | None = None,
+           fish_cases: str = "mirror"):
     """One image of class ``label``: (image (3, size, size) float32 tensor, arc_bin, facing) with facing
-    0 = left, 1 = right, -1 = not a fish. ``facing`` ("left"/"right") forces the side of a fish."""
+    0 = left, 1 = right, -1 = not a fish. ``facing`` ("left"/"right") forces the side of a fish;
+    ``fish_cases`` is one of :data:`FISH_CASES` (see the module docstring)."""
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be an int in [0, {len(CLASSES)}) (one of {CLASSES}), got {label!r}")
     if facing is not None and (facing not in FACINGS or label != FISH):
         raise ValueError(f"facing must be None, or one of {FACINGS} for the fish class, got {facing!r}")
+    if fish_cases not in FISH_CASES:
+        raise ValueError(f"fish_cases must be one of {FISH_CASES}, got {fish_cases!r}")
     size = _check_int("size", size, 16)
     x, y = pixel_grid(size)
     if size != 64:                     # sizes are in pixels of a 64 x 64 image: objects scale with the image
         x, y = x * 64 / size, y * 64 / size
-    img, arc_bin, face = (_fish(rng, x, y, size, facing) if label == FISH else RENDERERS[label](rng, x, y, size))
+    if label == FISH:
+        img, arc_bin, face = _fish(rng, x, y, size, facing, fish_cases)
+    elif label == DOUBLE:
+        img, arc_bin, face = _double(rng, x, y, size, fish_cases)
+    else:
+        img, arc_bin, face = RENDERERS[label](rng, x, y, size)
     img = img + rng.normal(0, 0.015, img.shape)
     return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32)), arc_bin, face
 
 
-def generate(n: int, seed: int, size: int = 64, labels=None):
+def generate(n: int, seed: int, size: int = 64, labels=None, fish_cases: str = "mirror"):
     """``n`` images with balanced random classes (or the given ``labels``), all a function of ``seed``.
 
     Returns (images (n, 3, size, size) float32 in [0, 1], labels (n,) int64, extra) with extra =
@@ -281,17 +310,18 @@ def generate(n: int, seed: int, size: int = 64, labels=None):
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    out = [render(int(lab), rng, size) for lab in labels]
+    out = [render(int(lab), rng, size, fish_cases=fish_cases) for lab in labels]
     images = torch.stack([o[0] for o in out])
     extra = {"arc_bin": torch.tensor([o[1] for o in out]), "facing": torch.tensor([o[2] for o in out])}
     return images, torch.as_tensor(labels, dtype=torch.long), extra
 
 
-def class_images(name: str, n: int, seed: int, size: int = 64, facing: str | None = None) -> torch.Tensor:
+def class_images(name: str, n: int, seed: int, size: int = 64, facing: str | None = None,
+                 fish_cases: str = "mirror") -> torch.Tensor:
     """``n`` images of the class ``name`` (one of ``CLASSES``), (n, 3, size, size); for "fish", ``facing``
     ("left" or "right") fixes the side."""
     if name not in CLASSES:
         raise ValueError(f"name must be one of {CLASSES}, got {name!r}")
     n = _check_int("n", n, 1)
     rng = np.random.default_rng(seed)
-    return torch.stack([render(CLASSES.index(name), rng, size, facing)[0] for _ in range(n)])
+    return torch.stack([render(CLASSES.index(name), rng, size, facing, fish_cases)[0] for _ in range(n)])

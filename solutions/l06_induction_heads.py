@@ -1,0 +1,158 @@
+"""Lesson 06, induction heads: exercises."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from transformer_lens import ActivationCache, HookedTransformer
+
+from mi_course.language import induction  # the course's own versions, used by model cards and later lessons
+from mi_course.language.circuits import ov_circuit
+
+
+# >>> exercise: repeated_random_tokens
+def repeated_random_tokens(
+    model: HookedTransformer, seq_len: int, batch: int, seed: int = 0
+) -> Int[torch.Tensor, "batch 2*seq_len+1"]:
+    """``batch`` sequences ``[bos, t_1 .. t_n, t_1 .. t_n]`` with ``n = seq_len``: a random half, repeated.
+
+    * position 0 holds ``model.tokenizer.bos_token_id``;
+    * positions 1 .. n hold ``n`` token ids drawn uniformly at random from the vocabulary
+      (``0 .. model.cfg.d_vocab - 1``) *without* the special tokens ``model.tokenizer.all_special_ids``
+      (bos, eos, pad, unk), independently for every row;
+    * positions n+1 .. 2n repeat positions 1 .. n exactly.
+
+    Returns a ``torch.long`` tensor of shape ``[batch, 2 * seq_len + 1]`` on ``model.cfg.device``. The same
+    ``seed`` gives the same tokens: draw with a ``torch.Generator`` seeded with ``seed``, so that the
+    global random state (``torch.manual_seed``) is left alone.
+
+    Raises:
+        ValueError: if ``seq_len < 1``, ``batch < 1``, or ``2 * seq_len + 1`` is longer than the model's
+            context ``model.cfg.n_ctx``.
+    """
+    # BEGIN SOLUTION
+    # the canonical version: mi_course.language.induction.repeated_random_tokens
+    return induction.repeated_random_tokens(model, seq_len, batch, seed)
+    # END SOLUTION
+# <<< exercise: repeated_random_tokens
+
+
+# >>> exercise: per_token_loss
+def per_token_loss(model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"]) -> Float[torch.Tensor, "batch pos-1"]:
+    """The model's cross-entropy loss at every position, shape ``[batch, pos - 1]``.
+
+    Entry ``[b, i]`` is ``-log p(tokens[b, i + 1] | tokens[b, :i + 1])``: the logits at position ``i``
+    predict the *next* token. The last position predicts a token we do not have, so it has no loss. No
+    gradients are needed (run the model under ``torch.no_grad()``); ``tokens`` is not changed.
+    """
+    # BEGIN SOLUTION
+    # the canonical version: mi_course.language.induction.per_token_loss
+    return induction.per_token_loss(model, tokens)
+    # END SOLUTION
+# <<< exercise: per_token_loss
+
+
+# >>> exercise: prev_token_scores
+def prev_token_scores(cache: ActivationCache) -> Float[torch.Tensor, "layer head"]:
+    """How strongly each head attends to the previous token, shape ``[n_layers, n_heads]``.
+
+    ``cache`` comes from ``model.run_with_cache(tokens)`` and holds every layer's attention pattern
+    ``cache["pattern", layer]`` (``blocks.{layer}.attn.hook_pattern``), of shape
+    ``[batch, head, query_pos, key_pos]``: row ``q`` is where query position ``q`` looks, and sums to 1.
+
+    Entry ``[layer, head]`` is the mean, over the batch and over the query positions ``q = 1 .. pos - 1``,
+    of the attention from ``q`` to ``q - 1``. Position 0 (the bos token) has no previous token and is left
+    out. A perfect previous-token head scores 1. The cache is not changed.
+    """
+    # BEGIN SOLUTION
+    # the canonical version: mi_course.language.induction.prev_token_scores_from_cache
+    return induction.prev_token_scores_from_cache(cache)
+    # END SOLUTION
+# <<< exercise: prev_token_scores
+
+
+# >>> exercise: induction_scores
+def induction_scores(
+    model: HookedTransformer, seq_len: int = 50, batch: int = 16, seed: int = 0
+) -> Float[torch.Tensor, "layer head"]:
+    """How strongly each head attends like an induction head, shape ``[n_layers, n_heads]``.
+
+    Build the tokens with your ``repeated_random_tokens(model, seq_len, batch, seed)`` (call it by that
+    name: the tests swap in their own tokens), run the model with a cache, and for every head take the
+    mean, over the batch and over the query positions ``q`` of the second copy (``seq_len + 1 ..
+    2 * seq_len``), of the attention from ``q`` to ``q - seq_len + 1``: the position right *after* the
+    earlier occurrence of the token at ``q``. A perfect induction head scores 1.
+    """
+    # BEGIN SOLUTION
+    tokens = repeated_random_tokens(model, seq_len, batch, seed)
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
+    # the canonical version: mi_course.language.induction.induction_scores_from_cache
+    return induction.induction_scores_from_cache(cache, seq_len)
+    # END SOLUTION
+# <<< exercise: induction_scores
+
+
+# >>> exercise: find_induction_heads
+def find_induction_heads(
+    model: HookedTransformer, threshold: float, seq_len: int = 50, batch: int = 16, seed: int = 0
+) -> list[tuple[int, int]]:
+    """The heads whose induction score is strictly above ``threshold``, best first.
+
+    Scores come from your ``induction_scores(model, seq_len, batch, seed)`` (call it by that name). Returns
+    a list of ``(layer, head)`` tuples of Python ints, sorted by score from highest to lowest (ties in
+    (layer, head) order); an empty list when no head is above the threshold.
+    """
+    # BEGIN SOLUTION
+    scores = induction_scores(model, seq_len, batch, seed)
+    # the canonical version: mi_course.language.induction.heads_above
+    return induction.heads_above(scores, threshold)
+    # END SOLUTION
+# <<< exercise: find_induction_heads
+
+
+# >>> exercise: ablate_head_loss
+def ablate_head_loss(
+    model: HookedTransformer, tokens: Int[torch.Tensor, "batch pos"], layer: int, head: int, kind: str = "zero"
+) -> float:
+    """The model's mean next-token loss on ``tokens`` with one attention head knocked out.
+
+    The head's output ``z`` (hook ``blocks.{layer}.attn.hook_z``, shape ``[batch, pos, head, d_head]``) is
+    replaced, for head ``head`` only and at every position, by
+
+    * ``kind="zero"``: zeros;
+    * ``kind="mean"``: the mean of that head's ``z`` over the batch and all positions of ``tokens`` in a
+      clean run (one ``d_head`` vector, the same at every position).
+
+    Returns the mean over the batch and the ``pos - 1`` predictions of the next-token cross-entropy, as a
+    Python float. Afterwards the model is exactly as before: no hook stays attached, even if the forward
+    pass raises an error (which must reach the caller), and no weight is changed.
+
+    Raises:
+        ValueError: if ``layer`` is not in ``0 .. n_layers - 1``, ``head`` not in ``0 .. n_heads - 1``, or
+            ``kind`` is not ``"zero"`` or ``"mean"``.
+    """
+    # BEGIN SOLUTION
+    # the canonical version: mi_course.language.induction.ablate_head_loss (hook: head_ablation_hook)
+    return induction.ablate_head_loss(model, tokens, layer, head, kind)
+    # END SOLUTION
+# <<< exercise: ablate_head_loss
+
+
+# >>> exercise: ov_copying_score
+def ov_copying_score(model: HookedTransformer, layer: int, head: int) -> float:
+    """How much a head's full OV circuit copies: ``Re(sum of eigenvalues) / sum of |eigenvalues|``.
+
+    The full OV circuit is the ``[d_vocab, d_vocab]`` matrix ``W_E W_V W_O W_U`` of that head
+    (``ov_circuit(model, layer, head)`` returns it as a ``FactoredMatrix``). Its eigenvalues ``lambda_i``
+    are complex in general; the score (Elhage et al., 2021) is ``Re(sum_i lambda_i) / sum_i |lambda_i|``,
+    a Python float in [-1, 1]: 1 when every eigenvalue is real and positive (attending to a token raises
+    that token's own logit), -1 when all are negative. A head whose circuit is zero scores 0.
+
+    Raises:
+        ValueError: if ``layer`` or ``head`` is out of range.
+    """
+    # BEGIN SOLUTION
+    # the canonical version: mi_course.language.induction.ov_copying_score
+    return induction.ov_copying_score(model, layer, head)
+    # END SOLUTION
+# <<< exercise: ov_copying_score
