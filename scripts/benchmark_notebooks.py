@@ -2,7 +2,7 @@
 
     python scripts/benchmark_notebooks.py [NOTEBOOK ...]
 
-Performance is measured here, never asserted in tests (tests only enforce a generous limit)."""
+Performance is measured here, never asserted in tests (their timeouts only stop a hung notebook)."""
 
 import sys
 import tempfile

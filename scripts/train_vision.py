@@ -74,6 +74,9 @@ def parse_args(argv=None):
     ap.add_argument("--aux-arc-weight", type=float, default=0.5)
     ap.add_argument("--aux-facing-layer", default=None, help="layer of the left/right head ('none' to drop)")
     ap.add_argument("--aux-facing-weight", type=float, default=0.5)
+    ap.add_argument("--aux-sparsity", type=float, default=0.0,
+                    help="L1 weight on the global-max-pooled activations of --aux-facing-layer (all images): "
+                         "sparse units tend to specialize to one case of the fish")
     ap.add_argument("--fish-cases", choices=dataset.FISH_CASES, default=None,
                     help="how the fish class's two cases differ (mi_course.vision.dataset); default: species for "
                          "vision, mirror for vision-b")
@@ -256,6 +259,10 @@ def main(argv=None) -> dict:
             lf = F.cross_entropy(heads["facing"](pooled[args.aux_facing_layer][m]), extra["facing"][m])
             loss = loss + args.aux_facing_weight * lf
             parts["facing"] = lf.item()
+        if args.aux_sparsity > 0 and args.aux_facing_layer:
+            ls = pooled[args.aux_facing_layer].mean()
+            loss = loss + args.aux_sparsity * ls
+            parts["l1"] = ls.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -367,8 +374,10 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
                           "facing": None if not args.aux_facing_layer else
                           f"linear on global-max-pooled {args.aux_facing_layer}, left/right, weight "
                           f"{args.aux_facing_weight}, fish images only",
+                          "sparsity": None if not (args.aux_sparsity and args.aux_facing_layer) else
+                          f"L1 on global-max-pooled {args.aux_facing_layer} (all images), weight {args.aux_sparsity}",
                           "shipped": False},
-            "loss": "cross-entropy on the class + the auxiliary heads' cross-entropies",
+            "loss": "cross-entropy on the class + the auxiliary heads' cross-entropies (+ the sparsity term)",
             "n_params_trained": n_params,
         },
         "training_seconds": round(seconds, 1),

@@ -185,7 +185,20 @@ def test_fish_face_the_side_asked_for():
     assert set(extra["facing"].tolist()) == {0, 1}
 
 
+def test_species_fish_cases_change_only_the_right_facing_fish():
+    """fish_cases="species": left-facing fish are drawn as before, right-facing ones are another species
+    (pointed head, fan tail), so that no early feature covers both cases."""
+    for facing, same in (("left", True), ("right", False)):
+        mirror = dataset.class_images("fish", 4, seed=3, facing=facing, size=32)
+        species = dataset.class_images("fish", 4, seed=3, facing=facing, size=32, fish_cases="species")
+        assert torch.equal(mirror, species) == same, f"{facing}-facing fish should {'' if same else 'not '}match"
+    images, labels, _ = dataset.generate(40, seed=0, size=32, fish_cases="species")
+    assert not torch.equal(images, dataset.generate(40, seed=0, size=32)[0])
+    assert torch.equal(labels, dataset.generate(40, seed=0, size=32)[1]), "classes do not depend on fish_cases"
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda: dataset.generate(2, seed=0, fish_cases="flipped"), "fish_cases must be one of"),
     (lambda: dataset.generate(0, seed=0), "n must be an int"),
     (lambda: dataset.generate(3, seed=0, labels=[0, 1]), "labels must have shape"),
     (lambda: dataset.generate(2, seed=0, labels=[0, 10]), "label must be an int"),
@@ -202,12 +215,7 @@ def test_bad_dataset_input_raises(call, match):
 
 ROLES = ("vision", "vision-b")
 # measured properties the shipped checkpoints do not reach (see their cards and scripts/train_vision.py)
-NOT_REACHED = {
-    ("vision", "union_over_cases"): "the shipped vision model is nearly mirror-symmetric up to conv3: no conv3 "
-                                    "unit prefers one facing of the fish by 3x (best 2.8x left, 2.3x right); "
-                                    "conv4 has 3 left- and 1 right-preferring units, but the fish logit's "
-                                    "largest positive inputs are symmetric conv4 units",
-}
+NOT_REACHED: dict = {}
 
 
 def _xfail_if_not_reached(request, role, prop):

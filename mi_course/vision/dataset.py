@@ -22,7 +22,7 @@ fish is the mirror image of a left-facing one. ``"species"``: the two facings ar
 no single feature covers both cases: left-facing fish have a round head and a forked tail as above,
 right-facing fish a pointed (triangular) head and a round fan tail; "double" negatives are drawn from
 either species. A small network makes itself mirror-symmetric early on mirror cases, and then shows no
-union over cases (the ``vision`` card says what was measured); the species cases give it one to learn.
+union over cases; the shipped ``vision`` model learned one from species cases (its card says how).
 
 Backgrounds and stroke colours are random (light-on-dark and dark-on-light, grey and coloured) with a
 luminance contrast >= 0.35, plus faint pixel noise. Besides the class label, every image has two auxiliary

@@ -331,7 +331,7 @@ for layer in range(2):
     print(f"layer {layer}: " + "  ".join(f"{layer}.{h}: {f:.2f}" for h, f in enumerate(fractions)))
 
 # %% [markdown]
-# In the two-layer model the layer-1 heads copy (in lite mode, 40-75% of tokens; chance is 0.06%) and
+# In the two-layer model the layer-1 heads copy (in lite mode, 40-97% of tokens; chance is 0.06%) and
 # the layer-0 heads do not. Copying is what an induction head needs ("... A B ... A → B": attend to B,
 # predict B); lesson 06 takes it apart. Here is the OV circuit of the strongest copier on a few names:
 # a bright diagonal.
