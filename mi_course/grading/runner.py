@@ -43,7 +43,10 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
            "-q", "--no-header", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
     if test_timeout:
         cmd += ["--timeout", str(test_timeout)]
-    env = {**os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1"}
+    # One torch thread unless asked otherwise: graded tests use small tensors, where extra threads only
+    # contend with the notebook's kernel that called check().
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         proc = subprocess.run(cmd, cwd=repo_root(), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=wall_limit, text=True)

@@ -241,8 +241,8 @@ if measured:
 
 # %% [markdown]
 # The previous-token attention sits in layer 0, where it has to be: a head in the last layer could look
-# back one position, but no later head could use what it wrote. (In the lite model, previous-token
-# attention may be shared between two heads: what matters for the circuit is the sum.)
+# back one position, but no later head could use what it wrote. (Other layer-0 heads may look back a
+# little too; for the circuit, what matters is the sum of what layer 0 writes.)
 #
 # ## 5. Scoring induction heads
 #
