@@ -43,6 +43,20 @@ def measure(model, seed: int) -> dict:
     }
 
 
+def not_reached(measured: dict) -> list[str]:
+    """The issue's thresholds that this run missed, in words (the card lists them; tests xfail on them)."""
+    kl = measured["logit_lens_kl_per_layer"]
+    missed = []
+    if not all(b < a for a, b in zip(kl, kl[1:])):
+        missed.append(f"logit-lens KL does not fall at every layer: {kl}")
+    if measured["ioi_fraction_positive"] < 0.9:
+        missed.append(f"IOI: the indirect object beats the subject on {measured['ioi_fraction_positive']:.0%} of "
+                      "held-out prompts (threshold 90%): the model copies the most recent name instead")
+    if measured["repeat_loss_ratio"] > 0.5:
+        missed.append(f"repeated spans: loss ratio {measured['repeat_loss_ratio']} (threshold 0.5)")
+    return missed
+
+
 def progress(model) -> dict:
     """What to watch during training: IOI on held-out templates and copying of repeated spans."""
     diffs = ioi_logit_diffs(model, corpus.ioi_prompts(50, seed=1, split="heldout"))
@@ -53,10 +67,12 @@ def progress(model) -> dict:
 
 
 def main(argv=None):
-    parser = language_parser(__doc__.split("\n")[0], steps=3000, lr=4e-3, span_fraction=0.25)
+    parser = language_parser(__doc__.split("\n")[0], steps=3000, lr=5e-3, span_fraction=1.0)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--ioi-share", type=float, default=0.35,
                         help="share of IOI stories in the corpus (the other genres keep their relative shares)")
+    parser.add_argument("--positions", choices=("standard", "shortformer"), default="standard",
+                        help="shortformer adds positions to queries and keys only, which speeds up induction")
     args = parser.parse_args(argv)
 
     start = start_run(args.seed)
@@ -71,7 +87,7 @@ def main(argv=None):
     cfg = HookedTransformerConfig(
         n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads, d_head=args.d_model // args.n_heads,
         d_mlp=4 * args.d_model, act_fn="gelu", normalization_type="LN", n_ctx=args.n_ctx,
-        d_vocab=len(tokenizer), positional_embedding_type="standard", seed=args.seed, default_prepend_bos=True,
+        d_vocab=len(tokenizer), positional_embedding_type=args.positions, seed=args.seed, default_prepend_bos=True,
     )
     model = HookedTransformer(cfg, tokenizer=tokenizer)
     history = train_language_model(model, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -84,13 +100,15 @@ def main(argv=None):
         "role": "lm",
         "full_counterpart": "GPT-2 small",
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
-                        f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, "
+                        f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, {args.positions} "
+                        f"positional embeddings, "
                         f"word-level vocabulary of {len(tokenizer)} (mi_course.language.tokenizer)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training_record(args, history, seconds),
         "regenerate": regenerate_command("scripts/train_lm.py", argv),
         "measured": measured,
+        "not_reached": not_reached(measured),
         "measured_on": f"{HELDOUT_DOCUMENTS} held-out documents (32 rows of {args.n_ctx}), {IOI_PROMPTS} held-out "
                        "IOI prompts (templates unseen in training), repeated random tokens (50, batch 16)",
         "citation": "nostalgebraist, interpreting GPT: the logit lens (2020); Wang et al., Interpretability in "

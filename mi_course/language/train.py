@@ -64,16 +64,23 @@ def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float,
     overrides the corpus's genre shares (:data:`mi_course.language.corpus.GENRES`)."""
     documents = corpus.generate_corpus(n_documents, seed=seed, split="train", proportions=proportions)
     tokenizer = train_tokenizer(documents, required_tokens=corpus.required_tokens())
+    rows, description = rows_for(tokenizer, documents, seed, n_ctx, span_fraction, span_max)
+    shares = "" if proportions is None else ", genre shares " + ", ".join(
+        f"{g} {p / sum(proportions.values()):.2f}" for g, p in proportions.items())
+    return tokenizer, rows, f"{n_documents:,} documents of the generated corpus (seed {seed}{shares}; {description}"
+
+
+def rows_for(tokenizer, documents: list[str], seed: int, n_ctx: int, span_fraction: float, span_max: int = 60):
+    """(rows [rows, n_ctx], description): ``documents`` packed with ``tokenizer``, plus ``span_fraction`` times as
+    many rows of :func:`repeated_span_rows`."""
     text_rows = pack_documents(tokenizer, documents, n_ctx)
     vocab_ids = torch.tensor(sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)))
     span_rows = repeated_span_rows(int(len(text_rows) * span_fraction), n_ctx, vocab_ids, tokenizer.bos_token_id, seed,
                                    span_length=(5, span_max))
-    shares = "" if proportions is None else ", genre shares " + ", ".join(
-        f"{g} {p / sum(proportions.values()):.2f}" for g, p in proportions.items())
-    description = (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, seed {seed}{shares}; "
-                   f"{text_rows.numel():,} tokens) plus {span_rows.numel():,} tokens of uniform random tokens in "
-                   f"which a span of 5-{span_max} tokens recurs (mi_course.language.train.repeated_span_rows)")
-    return tokenizer, torch.cat([text_rows, span_rows]), description
+    description = (f"{text_rows.numel():,} tokens, mi_course.language.corpus) plus {span_rows.numel():,} tokens of "
+                   f"uniform random tokens in which a span of 5-{span_max} tokens recurs "
+                   "(mi_course.language.train.repeated_span_rows)")
+    return torch.cat([text_rows, span_rows]), description
 
 
 def repeated_span_rows(n_rows: int, n_ctx: int, vocab_ids: torch.Tensor, bos_id: int, seed: int = 0,

@@ -375,10 +375,10 @@ for layer in range(kl_tuned.shape[0] - 1):
 #
 # The embedding row is the clearest case. The logit lens said it was worse than a uniform guess; a single
 # affine map turns it into a real bigram predictor that gets a sizeable share of next tokens right. The
-# information was there all along, in a basis the unembedding does not read. In later rows the top-1
-# accuracy barely moves: translation cannot add information, so where a layer truly lacks the context (a
-# name that a later head has yet to fetch), no translator can find it; what the tuned lens fixes there is
-# the calibration of the whole distribution, which the KL measures.
+# information was there all along, in a basis the unembedding does not read. The gain in top-1 accuracy
+# shrinks row by row and is gone by the last rows: translation cannot add information, so where a layer
+# truly lacks the context (a name that a later head has yet to fetch), no translator can find it; what the
+# tuned lens still fixes there is the calibration of the whole distribution, which the KL measures.
 #
 # Two cautions when reading either lens. Low KL to the final distribution means "agrees with the model",
 # not "is right": a layer can converge early to the model's own mistake. And neither lens says *how* the
