@@ -194,6 +194,29 @@ def test_split_is_disjoint_and_heldout_templates_stay_out_of_training():
         assert set(_words(re.sub(r"\{\w+\}", " ", template))) <= train_words, template
 
 
+def test_recombined_ioi_documents_for_the_lm_phase_2_keep_the_heldout_templates_out(tok):
+    """scripts/train_lm.py's second phase: many templates, answer always the name said once, none held out."""
+    assert len(set(C.IOI_RECOMBINED_TEMPLATES)) == len(C.IOI_FRAMES) * len(C.IOI_VERBS) > len(C.IOI_TEMPLATES)
+    assert not {"sent", "threw", "showed"} & set(C.IOI_VERBS)
+    docs = C.ioi_recombined_documents(300, seed=0)
+    assert docs == C.ioi_recombined_documents(300, seed=0) != C.ioi_recombined_documents(300, seed=1)
+    held = [_template_regex(t) for t in C.IOI_HELDOUT_TEMPLATES]
+    assert not any(r.search(d) for r in held for d in docs)
+    used = [re.compile(_template_regex(t).pattern + "$") for t in C.IOI_RECOMBINED_TEMPLATES]
+    n_sentences = 0
+    for d in docs:
+        parts = re.split(r" to ([A-Z][a-z]+)\.", d)  # [text, answer, text, answer, ..., rest]
+        for text, answer in zip(parts[0:-1:2], parts[1::2]):
+            match = next((m for r in used if (m := r.search(text + " to"))), None)
+            assert match, f"no recombined template ends {text!r}"
+            names = [w for w in _words(match.group()) if w in C.NAMES]
+            assert names.count(answer) == 1 and len(names) == 3 and len(set(names)) == 2, match.group()
+            n_sentences += 1
+    assert n_sentences > 400
+    for d in docs:
+        assert tok.unk_token_id not in tok.encode(d, add_special_tokens=False), d
+
+
 # ---------------------------------------------------------------- tokenizer
 
 def test_tokenizer_round_trips_every_document(docs, tok):

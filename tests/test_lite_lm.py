@@ -1,4 +1,4 @@
-"""The lite language model: its logit lens converges layer by layer, it does IOI on held-out templates, it
+"""The lite language model: its logit lens converges layer by layer, it does IOI (held-out templates: xfail), it
 copies repeated spans (thresholds from the issue), and its card states what is measured here."""
 
 import pytest
@@ -15,8 +15,8 @@ from mi_course.language.tokenizer import pack_documents
 if not lite_shipped("lm"):
     pytest.skip("the lite lm is not shipped yet (scripts/train_lm.py)", allow_module_level=True)
 
-HELDOUT_IOI_SHORTFALL = ("issue 3: the shipped lm prefers the repeated name (the subject) on IOI prompts; "
-                         "its card's not_reached entry says what was tried")
+HELDOUT_IOI_SHORTFALL = ("issue 3: on held-out IOI templates the shipped lm is right on about three prompts in "
+                         "four, not nine in ten; its card's not_reached entry records the value")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,19 @@ def heldout_rows(lm):
 def test_logit_lens_kl_decreases_layer_by_layer(lm, heldout_rows):
     kl = kl_to_final(logit_lens(lm, heldout_rows)).mean(dim=(1, 2))
     assert torch.all(kl[1:] < kl[:-1]), f"KL to final per layer should fall: {kl.tolist()}"
+
+
+def test_ioi_on_training_templates(lm):
+    """What lessons can rely on: on the templates of its corpus the lm names the indirect object."""
+    diffs = ioi_logit_diffs(lm, corpus.ioi_prompts(200, seed=0, split="train"))
+    assert (diffs > 0).float().mean() >= 0.95, f"IO > S on only {(diffs > 0).float().mean():.0%} of prompts"
+    assert diffs.median() > 2.0, f"median logit difference {diffs.median():.2f}: IO should win clearly"
+
+
+def test_ioi_on_heldout_templates_favours_the_indirect_object_on_average(lm):
+    diffs = ioi_logit_diffs(lm, corpus.ioi_prompts(200, seed=0, split="heldout"))
+    assert diffs.mean() > 1.0 and (diffs > 0).float().mean() > 0.6, \
+        f"mean {diffs.mean():.2f}, IO > S on {(diffs > 0).float().mean():.0%}"
 
 
 @pytest.mark.xfail(strict=True, reason=HELDOUT_IOI_SHORTFALL)

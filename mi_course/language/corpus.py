@@ -249,8 +249,8 @@ def corrupt_ioi(prompts: list[IOIPrompt], seed: int = 0) -> list[str]:
     return out
 
 
-def _gen_ioi(rng: random.Random, split: str) -> str:
-    templates = IOI_TEMPLATES if split == "train" else IOI_HELDOUT_TEMPLATES
+def _gen_ioi(rng: random.Random, split: str, templates=None) -> str:
+    templates = templates or (IOI_TEMPLATES if split == "train" else IOI_HELDOUT_TEMPLATES)
     parts = []
     for _ in range(rng.choice((1, 2, 2, 3))):
         io, s = _two_names(rng)
@@ -258,6 +258,29 @@ def _gen_ioi(rng: random.Random, split: str) -> str:
         if rng.random() < 0.6:
             parts.append(rng.choice(IOI_ENDINGS).format(IO=io))
     return " ".join(parts)
+
+
+# The IOI phase of the lite lm's training (scripts/train_lm.py): sentences recombined from more opening
+# frames and verbs than IOI_TEMPLATES has, so that what is learned is "the name that appears once", not six
+# templates. No held-out verb (sent, threw, showed) is among them and no recombined template is held out.
+IOI_FRAMES = (
+    "When {A} and {B} went to the {place},", "After {A} and {B} arrived at the {place},",
+    "While {A} and {B} were working at the {place},", "Then, {A} and {B} had a long day at the {place}.",
+    "{A} and {B} walked to the {place} together. Later,", "The {place} was quiet when {A} and {B} came in.",
+    "{A} and {B} were friends, and they often met at the {place}.", "One day {A} and {B} came to the {place}.",
+    "Every morning {A} and {B} walked to the {place}.", "After lunch {A} and {B} stopped at the gate.",
+    # the two names apart, so that "the second name of the pair" is no shortcut
+    "{A} met {B} at the {place}.", "{A} told {B} a story about the {place}.", "{A} walked to the {place} with {B}.",
+    "{A} and {B} lived near the {place}.", "{A} was at the {place} with {B}.", "{A} watched {B} at the {place}.",
+)
+IOI_VERBS = ("gave", "handed", "passed", "brought", "offered", "sold", "took", "wrote")
+IOI_RECOMBINED_TEMPLATES = tuple(f"{frame} {{S}} {verb} {{obj}} to" for frame in IOI_FRAMES for verb in IOI_VERBS)
+
+
+def ioi_recombined_documents(n: int, seed: int = 0) -> list[str]:
+    """``n`` training documents of 1-3 IOI sentences from :data:`IOI_RECOMBINED_TEMPLATES` (never held out)."""
+    rng = _rng("ioi-recombined", seed)
+    return [_gen_ioi(rng, "train", IOI_RECOMBINED_TEMPLATES) for _ in range(n)]
 
 
 # ------------------------------------------------------------------------------------------------ greater-than
