@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -29,12 +28,13 @@ from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
 from mi_course.language.tokenizer import load_tokenizer, pack_documents
-from mi_course.language.train import (language_parser, rows_for, start_run, train_language_model, training_record,
-                                      training_rows, write_language_checkpoint)
+from mi_course.language.train import (language_parser, optimizer_description, rows_for, start_run,
+                                      train_language_model, training_record, training_rows, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
 from mi_course.paths import checkpoint_dir
 
 HELDOUT_DOCUMENTS, IOI_PROMPTS = 200, 200
+IOI_WARMUP = 50  # phase 2 starts from trained weights: a short warm-up
 
 
 def measure(model, seed: int) -> dict:
@@ -93,17 +93,6 @@ def load_phase_one(model, tokenizer, folder: Path) -> list[dict]:
     return [{"loss": training["final_loss"], "seconds": training["seconds"]}]
 
 
-def _without_init(argv):
-    """The command line without ``--init FOLDER``: the one command that reproduces the shipped model."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, a in enumerate(argv):
-        if a == "--init":
-            return argv[:i] + argv[i + 2:]
-        if a.startswith("--init="):
-            return argv[:i] + argv[i + 1:]
-    return argv
-
-
 def main(argv=None):
     parser = language_parser(__doc__.split("\n")[0], steps=3000, lr=5e-3, span_fraction=1.0)
     parser.add_argument("--n-layers", type=int, default=4)
@@ -148,13 +137,13 @@ def main(argv=None):
         ioi_rows, ioi_data = rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, 0.15, args.span_max)
         print(f"phase 2: {ioi_data}")
         ioi_history = train_language_model(model, ioi_rows, steps=args.ioi_steps, batch_size=args.batch_size,
-                                           lr=args.ioi_lr, warmup=50, seed=args.seed + 1, evaluate=progress,
+                                           lr=args.ioi_lr, warmup=IOI_WARMUP, seed=args.seed + 1, evaluate=progress,
                                            eval_every=args.eval_every)
         data += (f"; then phase 2 on {args.ioi_documents:,} documents, 80% of them IOI sentences recombined from "
                  f"{len(corpus.IOI_RECOMBINED_TEMPLATES)} templates (mi_course.language.corpus."
                  f"ioi_recombined_documents) and 20% the corpus (seed {args.seed + 1}; {ioi_data}")
-        training["ioi_phase"] = {"steps": args.ioi_steps, "optimizer": f"AdamW lr {args.ioi_lr:g} wd 0.05, warm-up "
-                                 "50 then cosine, gradient norm clipped at 1", "final_loss": ioi_history[-1]["loss"]}
+        training["ioi_phase"] = {"steps": args.ioi_steps, "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
+                                 "final_loss": ioi_history[-1]["loss"]}
     measured = measure(model, args.seed)
     seconds = time.perf_counter() - start
     if args.init is not None:  # phase 1's time is the one its run recorded
@@ -172,7 +161,7 @@ def main(argv=None):
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training,
-        "regenerate": regenerate_command("scripts/train_lm.py", _without_init(argv)),
+        "regenerate": regenerate_command("scripts/train_lm.py", argv, drop=("--init",)),
         "measured": measured,
         "not_reached": not_reached(measured),
         "measured_on": f"{HELDOUT_DOCUMENTS} held-out documents (32 rows of {args.n_ctx}), {IOI_PROMPTS} held-out "

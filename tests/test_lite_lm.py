@@ -25,6 +25,11 @@ def lm():
 
 
 @pytest.fixture(scope="module")
+def heldout_ioi_diffs(lm):
+    return ioi_logit_diffs(lm, corpus.ioi_prompts(200, seed=0, split="heldout"))
+
+
+@pytest.fixture(scope="module")
 def heldout_rows(lm):
     heldout = corpus.generate_corpus(200, seed=0, split="heldout")
     return pack_documents(lm.tokenizer, heldout, lm.cfg.n_ctx)[:32]
@@ -42,16 +47,15 @@ def test_ioi_on_training_templates(lm):
     assert diffs.median() > 2.0, f"median logit difference {diffs.median():.2f}: IO should win clearly"
 
 
-def test_ioi_on_heldout_templates_favours_the_indirect_object_on_average(lm):
-    diffs = ioi_logit_diffs(lm, corpus.ioi_prompts(200, seed=0, split="heldout"))
+def test_ioi_on_heldout_templates_favours_the_indirect_object_on_average(heldout_ioi_diffs):
+    diffs = heldout_ioi_diffs
     assert diffs.mean() > 1.0 and (diffs > 0).float().mean() > 0.6, \
         f"mean {diffs.mean():.2f}, IO > S on {(diffs > 0).float().mean():.0%}"
 
 
 @pytest.mark.xfail(strict=True, reason=HELDOUT_IOI_SHORTFALL)
-def test_ioi_on_heldout_templates(lm):
-    prompts = corpus.ioi_prompts(200, seed=0, split="heldout")
-    diffs = ioi_logit_diffs(lm, prompts)
+def test_ioi_on_heldout_templates(heldout_ioi_diffs):
+    diffs = heldout_ioi_diffs
     assert (diffs > 0).float().mean() >= 0.9, f"IO > S on only {(diffs > 0).float().mean():.0%} of prompts"
 
 
@@ -65,12 +69,11 @@ def test_answer_tokens_are_single_words(lm):
         answer_token(lm, "Mary Vane")
 
 
-def test_card_states_the_measured_values(lm, heldout_rows):
+def test_card_states_the_measured_values(lm, heldout_rows, heldout_ioi_diffs):
     card = mi_course.model_card("lm", mode="lite")
     measured = card["measured"]
     kl = kl_to_final(logit_lens(lm, heldout_rows)).mean(dim=(1, 2))
     assert torch.allclose(torch.tensor(measured["logit_lens_kl_per_layer"]), kl, atol=1e-3)
     assert abs(measured["repeat_loss_ratio"] - repeat_loss_ratio(lm)) < 0.01
-    diffs = ioi_logit_diffs(lm, corpus.ioi_prompts(200, seed=0, split="heldout"))
-    assert abs(measured["ioi_fraction_positive"] - (diffs > 0).float().mean().item()) < 1e-3
+    assert abs(measured["ioi_fraction_positive"] - (heldout_ioi_diffs > 0).float().mean().item()) < 1e-3
     assert card["regenerate"].startswith("python scripts/train_lm.py")

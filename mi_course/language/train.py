@@ -48,10 +48,15 @@ def start_run(seed: int) -> float:
     return time.perf_counter()
 
 
+def optimizer_description(lr: float, warmup: int = 100, weight_decay: float = 0.05) -> str:
+    """How :func:`train_language_model` optimized, in the words of the cards."""
+    return f"AdamW lr {lr:g} wd {weight_decay:g}, warm-up {warmup} then cosine, gradient norm clipped at 1"
+
+
 def training_record(args, history: list[dict], seconds: float) -> dict:
     """The card's "training" entry."""
     return {"steps": args.steps, "batch_size": args.batch_size, "documents": args.documents, "seed": args.seed,
-            "optimizer": f"AdamW lr {args.lr:g} wd 0.05, warm-up 100 then cosine, gradient norm clipped at 1",
+            "optimizer": optimizer_description(args.lr),
             "final_loss": history[-1]["loss"], "seconds": round(seconds), "threads": 1,
             "machine": platform.machine()}
 

@@ -106,18 +106,20 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     Path(path).chmod(0o644)  # safetensors writes owner-only files; shipped files are world-readable
 
 
-def regenerate_command(script: str, argv: list[str] | None = None) -> str:
+def regenerate_command(script: str, argv: list[str] | None = None, drop: tuple[str, ...] = ()) -> str:
     """The card's "regenerate" line: ``python <script> <the arguments used>``, without where it was written
-    (``--out``, ``--no-manifest``), so that a learner reproduces the shipped checkpoint in place."""
+    (``--out``, ``--no-manifest``), so that a learner reproduces the shipped checkpoint in place. ``drop`` names
+    further options with a value that change how a run got there but not its result (e.g. a resume folder)."""
     import shlex
     import sys
 
+    with_value = ("--out", *drop)
     kept, skip = [], False
     for a in sys.argv[1:] if argv is None else list(argv):
         if skip:
             skip = False
-        elif a == "--out":
+        elif a in with_value:
             skip = True
-        elif not (a.startswith("--out=") or a == "--no-manifest"):
+        elif not (a.startswith(tuple(f"{o}=" for o in with_value)) or a == "--no-manifest"):
             kept.append(a)
     return " ".join(["python", script, *map(shlex.quote, kept)])
