@@ -10,6 +10,7 @@ The card records the measured head scores (mi_course.language.induction) and how
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -41,13 +42,32 @@ def progress(model) -> dict:
             "repeat_loss_ratio": round(repeat_loss_ratio(model), 3)}
 
 
-def main(argv=None):
+def options(argv=None) -> argparse.Namespace:
+    """The run's options, with each model's defaults filled in (what its card's regenerate line resolves to)."""
     # 1e-3 left the 2-layer model on the plateau before the induction phase change for 2500 steps
-    parser = language_parser(__doc__.split("\n")[0], steps=0, lr=5e-3, span_fraction=3.0)
+    parser = language_parser(__doc__.split("\n")[0], steps=0, lr=5e-3, span_fraction=None, span_max=None)
     parser.add_argument("--layers", type=int, choices=(1, 2), required=True)
     args = parser.parse_args(argv)
-    # the induction phase change needs the longer run; the 1-layer model has nothing more to learn
+    # per model, the shipped run's: the induction phase change needs the longer run and three rows of
+    # repeated spans per row of text; the 1-layer model has nothing more to learn
     args.steps = args.steps or {1: 2000, 2: 4000}[args.layers]
+    if args.span_fraction is None:
+        args.span_fraction = {1: 1.0, 2: 3.0}[args.layers]
+    if args.span_max is None:
+        args.span_max = {1: 30, 2: 60}[args.layers]
+    return args
+
+
+def config(args: argparse.Namespace, d_vocab: int) -> HookedTransformerConfig:
+    return HookedTransformerConfig(
+        n_layers=args.layers, d_model=args.d_model, n_heads=args.n_heads, d_head=args.d_model // args.n_heads,
+        n_ctx=args.n_ctx, d_vocab=d_vocab, attn_only=True, act_fn=None, normalization_type=None,
+        positional_embedding_type="shortformer", seed=args.seed, default_prepend_bos=True,
+    )
+
+
+def main(argv=None):
+    args = options(argv)
 
     start = start_run(args.seed)
     role = f"attn-only-{args.layers}l"
@@ -56,12 +76,7 @@ def main(argv=None):
     tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max)
     print(f"{role}: {data}; vocabulary {len(tokenizer)}")
 
-    cfg = HookedTransformerConfig(
-        n_layers=args.layers, d_model=args.d_model, n_heads=args.n_heads, d_head=args.d_model // args.n_heads,
-        n_ctx=args.n_ctx, d_vocab=len(tokenizer), attn_only=True, act_fn=None, normalization_type=None,
-        positional_embedding_type="shortformer", seed=args.seed, default_prepend_bos=True,
-    )
-    model = HookedTransformer(cfg, tokenizer=tokenizer)
+    model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
     history = train_language_model(model, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                    seed=args.seed, evaluate=progress, eval_every=args.eval_every)
     measured = measure(model)

@@ -4,16 +4,18 @@
 
 A small word-level HookedTransformer with MLPs and LayerNorm, seeded and reproducible on CPU (one thread).
 Two phases in one command. Phase 1: the corpus plus rows of repeated random spans, which forms induction
-heads (lr 5e-3 for the phase change). After it the model answers IOI prompts with the *most recent* name.
-Phase 2 (``--ioi-steps``): documents that are mostly IOI sentences recombined from many frames and verbs
-(:func:`mi_course.language.corpus.ioi_recombined_documents`), which teach "the name said once" rather than
-six templates. ``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options.
+heads (lr 5e-3 for the phase change, between steps 1,500 and 2,000). After it the model answers IOI prompts
+with the *most recent* name. Phase 2 (``--ioi-steps``): documents that are mostly IOI sentences built from
+many clauses, joins and verb phrases (:func:`mi_course.language.corpus.ioi_recombined_documents`), which
+teach "the name said once" rather than six templates, in small batches (many steps in little time).
+``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options.
 The card records the measured properties on held-out text: the logit lens's KL to the final layer per
 layer, the IOI logit difference on held-out templates and the loss on repeated random spans.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import time
@@ -35,6 +37,7 @@ from mi_course.paths import checkpoint_dir
 
 HELDOUT_DOCUMENTS, IOI_PROMPTS = 200, 200
 IOI_WARMUP = 50  # phase 2 starts from trained weights: a short warm-up
+IOI_SPAN_FRACTION = 0.15  # phase 2's rows of repeated random spans per row of text: keeps induction
 
 
 def measure(model, seed: int) -> dict:
@@ -93,38 +96,50 @@ def load_phase_one(model, tokenizer, folder: Path) -> list[dict]:
     return [{"loss": training["final_loss"], "seconds": training["seconds"]}]
 
 
-def main(argv=None):
+def options(argv=None) -> argparse.Namespace:
+    """The run's options (what the card's regenerate line resolves to)."""
     parser = language_parser(__doc__.split("\n")[0], steps=3000, lr=5e-3, span_fraction=1.0)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--ioi-share", type=float, default=0.35,
                         help="share of IOI stories in the corpus (the other genres keep their relative shares)")
     parser.add_argument("--positions", choices=("standard", "shortformer"), default="standard",
                         help="shortformer adds positions to queries and keys only, which speeds up induction")
-    parser.add_argument("--ioi-steps", type=int, default=1000,
-                        help="phase 2: steps on IOI sentences recombined from many frames and verbs (0: none)")
+    parser.add_argument("--ioi-steps", type=int, default=2000,
+                        help="phase 2: steps on IOI sentences built from many clauses, joins and verb phrases (0: none)")
     parser.add_argument("--ioi-lr", type=float, default=2e-3)
-    parser.add_argument("--ioi-documents", type=int, default=20_000,
+    parser.add_argument("--ioi-batch-size", type=int, default=16)
+    parser.add_argument("--ioi-documents", type=int, default=40_000,
                         help="phase 2's documents: 80%% recombined IOI (corpus.ioi_recombined_documents), 20%% corpus")
     parser.add_argument("--init", type=Path, default=None,
                         help="skip phase 1: start phase 2 from the folder a run with the same options and "
                              "--ioi-steps 0 wrote (phase 1 is seeded, so the result is the same)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    start = start_run(args.seed)
-    out = args.out or checkpoint_dir() / "lm"
+
+def genre_shares(ioi_share: float) -> dict[str, float]:
+    """Phase 1's corpus: IOI stories at ``ioi_share``, the other genres in their default proportions."""
     # IOI is learned from one answer token per sentence: it needs a larger share than the corpus default
     rest = {g: p for g, p in corpus.GENRES.items() if g != "ioi"}
-    proportions = {**{g: p * (1 - args.ioi_share) / sum(rest.values()) for g, p in rest.items()}, "ioi": args.ioi_share}
-    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max,
-                                          proportions)
-    print(f"lm: {data}; vocabulary {len(tokenizer)}")
+    return {**{g: p * (1 - ioi_share) / sum(rest.values()) for g, p in rest.items()}, "ioi": ioi_share}
 
-    cfg = HookedTransformerConfig(
+
+def config(args: argparse.Namespace, d_vocab: int) -> HookedTransformerConfig:
+    return HookedTransformerConfig(
         n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads, d_head=args.d_model // args.n_heads,
         d_mlp=4 * args.d_model, act_fn="gelu", normalization_type="LN", n_ctx=args.n_ctx,
-        d_vocab=len(tokenizer), positional_embedding_type=args.positions, seed=args.seed, default_prepend_bos=True,
+        d_vocab=d_vocab, positional_embedding_type=args.positions, seed=args.seed, default_prepend_bos=True,
     )
-    model = HookedTransformer(cfg, tokenizer=tokenizer)
+
+
+def main(argv=None):
+    args = options(argv)
+    start = start_run(args.seed)
+    out = args.out or checkpoint_dir() / "lm"
+    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max,
+                                          genre_shares(args.ioi_share))
+    print(f"lm: {data}; vocabulary {len(tokenizer)}")
+
+    model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
     if args.init is None:
         history = train_language_model(model, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                        seed=args.seed, evaluate=progress, eval_every=args.eval_every)
@@ -134,15 +149,17 @@ def main(argv=None):
     if args.ioi_steps:
         # phase 2: after phase 1 the model copies the most recent name; IOI needs it to skip the repeated one
         documents = ioi_phase_documents(args.ioi_documents, args.seed + 1)
-        ioi_rows, ioi_data = rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, 0.15, args.span_max)
+        ioi_rows, ioi_data = rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, IOI_SPAN_FRACTION,
+                                      args.span_max)
         print(f"phase 2: {ioi_data}")
-        ioi_history = train_language_model(model, ioi_rows, steps=args.ioi_steps, batch_size=args.batch_size,
+        ioi_history = train_language_model(model, ioi_rows, steps=args.ioi_steps, batch_size=args.ioi_batch_size,
                                            lr=args.ioi_lr, warmup=IOI_WARMUP, seed=args.seed + 1, evaluate=progress,
                                            eval_every=args.eval_every)
         data += (f"; then phase 2 on {args.ioi_documents:,} documents, 80% of them IOI sentences recombined from "
-                 f"{len(corpus.IOI_RECOMBINED_TEMPLATES)} templates (mi_course.language.corpus."
-                 f"ioi_recombined_documents) and 20% the corpus (seed {args.seed + 1}; {ioi_data}")
-        training["ioi_phase"] = {"steps": args.ioi_steps, "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
+                 f"{len(corpus.IOI_RECOMBINED_TEMPLATES):,} templates ({len(corpus.IOI_CLAUSES)} clauses x "
+                 f"{len(corpus.IOI_JOINS)} joins x {len(corpus.IOI_VERB_PHRASES)} verb phrases, mi_course.language."
+                 f"corpus.ioi_recombined_documents) and 20% the corpus (seed {args.seed + 1}): {ioi_data}")
+        training["ioi_phase"] = {"steps": args.ioi_steps, "batch_size": args.ioi_batch_size, "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
                                  "final_loss": ioi_history[-1]["loss"]}
     measured = measure(model, args.seed)
     seconds = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""The lite language model: its logit lens converges layer by layer, it does IOI (held-out templates: xfail), it
+"""The lite language model: its logit lens converges layer by layer, it does IOI on templates it never saw, it
 copies repeated spans (thresholds from the issue), and its card states what is measured here."""
 
 import pytest
@@ -14,10 +14,6 @@ from mi_course.language.tokenizer import pack_documents
 
 if not lite_shipped("lm"):
     pytest.skip("the lite lm is not shipped yet (scripts/train_lm.py)", allow_module_level=True)
-
-HELDOUT_IOI_SHORTFALL = ("issue 3: on held-out IOI templates the shipped lm is right on about three prompts in "
-                         "four, not nine in ten; its card's not_reached entry records the value")
-
 
 @pytest.fixture(scope="module")
 def lm():
@@ -47,16 +43,11 @@ def test_ioi_on_training_templates(lm):
     assert diffs.median() > 2.0, f"median logit difference {diffs.median():.2f}: IO should win clearly"
 
 
-def test_ioi_on_heldout_templates_favours_the_indirect_object_on_average(heldout_ioi_diffs):
-    diffs = heldout_ioi_diffs
-    assert diffs.mean() > 1.0 and (diffs > 0).float().mean() > 0.6, \
-        f"mean {diffs.mean():.2f}, IO > S on {(diffs > 0).float().mean():.0%}"
-
-
-@pytest.mark.xfail(strict=True, reason=HELDOUT_IOI_SHORTFALL)
 def test_ioi_on_heldout_templates(heldout_ioi_diffs):
+    """The issue's threshold, on templates whose verb and opening the lm never saw in an IOI sentence."""
     diffs = heldout_ioi_diffs
     assert (diffs > 0).float().mean() >= 0.9, f"IO > S on only {(diffs > 0).float().mean():.0%} of prompts"
+    assert diffs.mean() > 2.0, f"mean logit difference {diffs.mean():.2f}: IO should win clearly"
 
 
 def test_repeated_spans_are_copied(lm):

@@ -260,21 +260,38 @@ def _gen_ioi(rng: random.Random, split: str, templates=None) -> str:
     return " ".join(parts)
 
 
-# The IOI phase of the lite lm's training (scripts/train_lm.py): sentences recombined from more opening
-# frames and verbs than IOI_TEMPLATES has, so that what is learned is "the name that appears once", not six
-# templates. No held-out verb (sent, threw, showed) is among them and no recombined template is held out.
-IOI_FRAMES = (
-    "When {A} and {B} went to the {place},", "After {A} and {B} arrived at the {place},",
-    "While {A} and {B} were working at the {place},", "Then, {A} and {B} had a long day at the {place}.",
-    "{A} and {B} walked to the {place} together. Later,", "The {place} was quiet when {A} and {B} came in.",
-    "{A} and {B} were friends, and they often met at the {place}.", "One day {A} and {B} came to the {place}.",
-    "Every morning {A} and {B} walked to the {place}.", "After lunch {A} and {B} stopped at the gate.",
+# The IOI phase of the lite lm's training (scripts/train_lm.py): sentences built from many clauses, ways of
+# joining them and verb phrases, so that what is learned is "the name that appears once", not six templates.
+# Nothing of a held-out template is among them: not its verb (sent, threw, showed), its opening word (Once,
+# Friends) or its clause (got to, reached, stopped at); a test checks this.
+IOI_CLAUSES = (  # both names, once each
+    "{A} and {B} went to the {place}", "{A} and {B} arrived at the {place}", "{A} and {B} were working at the {place}",
+    "{A} and {B} were at the {place}", "{A} and {B} walked to the {place}", "{A} and {B} came to the {place}",
+    "{A} and {B} had lunch at the {place}", "{A} and {B} had a long day at the {place}",
+    "{A} and {B} stayed at the {place} until dark", "{A} and {B} worked at the {place}",
+    "{A} and {B} ran to the {place}", "{A} and {B} lived near the {place}", "{A} and {B} started work at the {place}",
+    "{A} and {B} found a map near the {place}", "{A} and {B} opened the {place}",
     # the two names apart, so that "the second name of the pair" is no shortcut
-    "{A} met {B} at the {place}.", "{A} told {B} a story about the {place}.", "{A} walked to the {place} with {B}.",
-    "{A} and {B} lived near the {place}.", "{A} was at the {place} with {B}.", "{A} watched {B} at the {place}.",
+    "{A} met {B} at the {place}", "{A} walked to the {place} with {B}", "{A} was at the {place} with {B}",
+    "{A} watched {B} at the {place}", "{A} told {B} a story about the {place}", "{A} called {B} from the {place}",
 )
-IOI_VERBS = ("gave", "handed", "passed", "brought", "offered", "sold", "took", "wrote")
-IOI_RECOMBINED_TEMPLATES = tuple(f"{frame} {{S}} {verb} {{obj}} to" for frame in IOI_FRAMES for verb in IOI_VERBS)
+IOI_JOINS = (  # how a clause leads to the sentence about the subject
+    "When {clause},", "After {clause},", "While {clause},", "{clause}, and", "{clause}.", "{clause}. Later,",
+    "{clause}. Then", "{clause}. After lunch", "{clause}. In the evening", "{clause}. The next day",
+    "One day {clause}.", "Every morning {clause}.", "In the afternoon {clause}.", "In summer {clause}.",
+    "Then, {clause}.",
+)
+# Many verbs, most of them odd before "to" ("painted a kite to"): the answer must not hang on the verb
+IOI_VERBS = ("gave", "handed", "passed", "brought", "offered", "sold", "took", "wrote", "read", "built", "called",
+             "found", "kept", "liked", "lost", "made", "opened", "painted", "put", "ran", "started", "told",
+             "walked", "watched")
+IOI_VERB_PHRASES = (  # what the subject does; the indirect object comes next
+    *(f"{verb} {{obj}} to" for verb in IOI_VERBS), "will give {obj} to", "would pass {obj} to",
+    "could take {obj} to", "gave {obj} back to", "handed {obj} over to", "kept {obj} and gave it to",
+    "wrote a letter to", "told a story to", "said thank you to",
+)
+IOI_RECOMBINED_TEMPLATES = tuple(f"{join.format(clause=clause)} {{S}} {verb}" for clause in IOI_CLAUSES
+                                 for join in IOI_JOINS for verb in IOI_VERB_PHRASES)
 
 
 def ioi_recombined_documents(n: int, seed: int = 0) -> list[str]:

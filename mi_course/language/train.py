@@ -21,7 +21,8 @@ from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_t
 from mi_course.models.checkpoints import write_checkpoint
 
 
-def language_parser(description: str, steps: int, lr: float, span_fraction: float) -> argparse.ArgumentParser:
+def language_parser(description: str, steps: int, lr: float, span_fraction: float | None,
+                    span_max: int | None = 60) -> argparse.ArgumentParser:
     """The options every lite language training script shares (defaults are the shipped runs')."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--steps", type=int, default=steps)
@@ -34,7 +35,7 @@ def language_parser(description: str, steps: int, lr: float, span_fraction: floa
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--span-fraction", type=float, default=span_fraction,
                         help="rows of repeated random spans per row of corpus text")
-    parser.add_argument("--span-max", type=int, default=60, help="longest repeated span (tokens)")
+    parser.add_argument("--span-max", type=int, default=span_max, help="longest repeated span (tokens)")
     parser.add_argument("--eval-every", type=int, default=500, help="print the card's measurements every N steps")
     parser.add_argument("--out", type=Path, default=None)
     return parser
@@ -72,7 +73,8 @@ def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float,
     rows, description = rows_for(tokenizer, documents, seed, n_ctx, span_fraction, span_max)
     shares = "" if proportions is None else ", genre shares " + ", ".join(
         f"{g} {p / sum(proportions.values()):.2f}" for g, p in proportions.items())
-    return tokenizer, rows, f"{n_documents:,} documents of the generated corpus (seed {seed}{shares}; {description}"
+    return tokenizer, rows, (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, "
+                             f"seed {seed}{shares}): {description}")
 
 
 def rows_for(tokenizer, documents: list[str], seed: int, n_ctx: int, span_fraction: float, span_max: int = 60):
@@ -82,7 +84,7 @@ def rows_for(tokenizer, documents: list[str], seed: int, n_ctx: int, span_fracti
     vocab_ids = torch.tensor(sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)))
     span_rows = repeated_span_rows(int(len(text_rows) * span_fraction), n_ctx, vocab_ids, tokenizer.bos_token_id, seed,
                                    span_length=(5, span_max))
-    description = (f"{text_rows.numel():,} tokens, mi_course.language.corpus) plus {span_rows.numel():,} tokens of "
+    description = (f"{text_rows.numel():,} tokens plus {span_rows.numel():,} tokens of "
                    f"uniform random tokens in which a span of 5-{span_max} tokens recurs "
                    "(mi_course.language.train.repeated_span_rows)")
     return torch.cat([text_rows, span_rows]), description

@@ -123,3 +123,21 @@ def regenerate_command(script: str, argv: list[str] | None = None, drop: tuple[s
         elif not (a.startswith(tuple(f"{o}=" for o in with_value)) or a == "--no-manifest"):
             kept.append(a)
     return " ".join(["python", script, *map(shlex.quote, kept)])
+
+
+def regenerate_script(card: dict):
+    """``(module, argv)``: the training script that a card's "regenerate" line runs, loaded from the checkout's
+    ``scripts/`` (not run), and that line's arguments, e.g. to read them with the script's own parser."""
+    import importlib.util
+    import shlex
+
+    from mi_course.paths import repo_root
+
+    words = shlex.split(card["regenerate"])
+    if words[:1] != ["python"] or len(words) < 2 or not words[1].startswith("scripts/"):
+        raise ValueError(f"expected a regenerate line 'python scripts/<name>.py ...', got {card['regenerate']!r}")
+    path = repo_root() / words[1]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, words[2:]
