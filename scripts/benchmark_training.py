@@ -19,7 +19,7 @@ import time
 from transformer_lens import HookedTransformer
 
 import mi_course
-from mi_course.language.train import rows_for, start_run, train_language_model, training_rows
+from mi_course.language.train import start_run, train_language_model
 from mi_course.models.checkpoints import regenerate_script
 
 LANGUAGE = ("lm", "attn-only-2l", "attn-only-1l")
@@ -44,18 +44,13 @@ def estimate_language(role: str, steps: int) -> dict:
     """Seconds the card's regenerate command would take here, by parts."""
     script, argv = regenerate_script(mi_course.model_card(role, mode="lite"))
     args = script.options(argv)
-    proportions = script.genre_shares(args.ioi_share) if role == "lm" else None
-    (tokenizer, rows, _), setup = _timed(training_rows, args.documents, args.seed, args.n_ctx, args.span_fraction,
-                                         args.span_max, proportions)
+    (tokenizer, rows, _), setup = _timed(script.training_data, args)
     model = HookedTransformer(script.config(args, len(tokenizer)), tokenizer=tokenizer)
     parts = {"set-up": setup, "training": _step_seconds(model, rows, args.batch_size, steps) * args.steps}
     _, evaluation = _timed(script.progress, model)
     n_evals = (args.steps - 1) // args.eval_every
     if role == "lm" and args.ioi_steps:
-        documents, make = _timed(script.ioi_phase_documents, args.ioi_documents, args.seed + 1)
-        (ioi_rows, _), pack = _timed(rows_for, tokenizer, documents, args.seed + 1, args.n_ctx,
-                                     script.IOI_SPAN_FRACTION, args.span_max)
-        parts["phase-2 set-up"] = make + pack
+        (ioi_rows, _), parts["phase-2 set-up"] = _timed(script.ioi_phase_rows, tokenizer, args)
         parts["phase 2"] = _step_seconds(model, ioi_rows, args.ioi_batch_size, steps) * args.ioi_steps
         n_evals += (args.ioi_steps - 1) // args.eval_every
     parts["evaluations"] = evaluation * n_evals

@@ -58,6 +58,11 @@ def options(argv=None) -> argparse.Namespace:
     return args
 
 
+def training_data(args: argparse.Namespace):
+    """(tokenizer, rows, description): the corpus plus rows of repeated random spans."""
+    return training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max)
+
+
 def config(args: argparse.Namespace, d_vocab: int) -> HookedTransformerConfig:
     return HookedTransformerConfig(
         n_layers=args.layers, d_model=args.d_model, n_heads=args.n_heads, d_head=args.d_model // args.n_heads,
@@ -73,7 +78,7 @@ def main(argv=None):
     role = f"attn-only-{args.layers}l"
     out = args.out or checkpoint_dir() / role
 
-    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max)
+    tokenizer, rows, data = training_data(args)
     print(f"{role}: {data}; vocabulary {len(tokenizer)}")
 
     model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)

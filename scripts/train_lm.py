@@ -116,11 +116,19 @@ def options(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def genre_shares(ioi_share: float) -> dict[str, float]:
-    """Phase 1's corpus: IOI stories at ``ioi_share``, the other genres in their default proportions."""
+def training_data(args: argparse.Namespace):
+    """Phase 1's (tokenizer, rows, description): the corpus with IOI stories at ``--ioi-share`` (the other
+    genres in their default proportions) plus rows of repeated random spans."""
     # IOI is learned from one answer token per sentence: it needs a larger share than the corpus default
     rest = {g: p for g, p in corpus.GENRES.items() if g != "ioi"}
-    return {**{g: p * (1 - ioi_share) / sum(rest.values()) for g, p in rest.items()}, "ioi": ioi_share}
+    shares = {**{g: p * (1 - args.ioi_share) / sum(rest.values()) for g, p in rest.items()}, "ioi": args.ioi_share}
+    return training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max, shares)
+
+
+def ioi_phase_rows(tokenizer, args: argparse.Namespace):
+    """Phase 2's (rows, description): :func:`ioi_phase_documents` packed, plus a few repeated-span rows."""
+    documents = ioi_phase_documents(args.ioi_documents, args.seed + 1)
+    return rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, IOI_SPAN_FRACTION, args.span_max)
 
 
 def config(args: argparse.Namespace, d_vocab: int) -> HookedTransformerConfig:
@@ -135,8 +143,7 @@ def main(argv=None):
     args = options(argv)
     start = start_run(args.seed)
     out = args.out or checkpoint_dir() / "lm"
-    tokenizer, rows, data = training_rows(args.documents, args.seed, args.n_ctx, args.span_fraction, args.span_max,
-                                          genre_shares(args.ioi_share))
+    tokenizer, rows, data = training_data(args)
     print(f"lm: {data}; vocabulary {len(tokenizer)}")
 
     model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
@@ -148,9 +155,7 @@ def main(argv=None):
     training = training_record(args, history, time.perf_counter() - start)
     if args.ioi_steps:
         # phase 2: after phase 1 the model copies the most recent name; IOI needs it to skip the repeated one
-        documents = ioi_phase_documents(args.ioi_documents, args.seed + 1)
-        ioi_rows, ioi_data = rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, IOI_SPAN_FRACTION,
-                                      args.span_max)
+        ioi_rows, ioi_data = ioi_phase_rows(tokenizer, args)
         print(f"phase 2: {ioi_data}")
         ioi_history = train_language_model(model, ioi_rows, steps=args.ioi_steps, batch_size=args.ioi_batch_size,
                                            lr=args.ioi_lr, warmup=IOI_WARMUP, seed=args.seed + 1, evaluate=progress,
@@ -159,7 +164,8 @@ def main(argv=None):
                  f"{len(corpus.IOI_RECOMBINED_TEMPLATES):,} templates ({len(corpus.IOI_CLAUSES)} clauses x "
                  f"{len(corpus.IOI_JOINS)} joins x {len(corpus.IOI_VERB_PHRASES)} verb phrases, mi_course.language."
                  f"corpus.ioi_recombined_documents) and 20% the corpus (seed {args.seed + 1}): {ioi_data}")
-        training["ioi_phase"] = {"steps": args.ioi_steps, "batch_size": args.ioi_batch_size, "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
+        training["ioi_phase"] = {"steps": args.ioi_steps, "batch_size": args.ioi_batch_size,
+                                 "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
                                  "final_loss": ioi_history[-1]["loss"]}
     measured = measure(model, args.seed)
     seconds = time.perf_counter() - start

@@ -214,8 +214,8 @@ def test_recombined_ioi_documents_for_the_lm_phase_2_keep_the_heldout_templates_
             for j in C.IOI_JOINS]
     n_sentences = 0
     for d in docs:
-        parts = re.split(r" to ([A-Z][a-z]+)\.", d)  # [text, answer, text, answer, ..., rest]
-        for text, answer in zip(parts[0:-1:2], parts[1::2]):
+        pieces = re.split(r" to ([A-Z][a-z]+)\.", d)  # [text, answer, text, answer, ..., rest]
+        for text, answer in zip(pieces[0:-1:2], pieces[1::2]):
             match = next((m for r in used if (m := r.search(text + " to"))), None)
             assert match, f"no recombined template ends {text!r}"
             names = [w for w in _words(match.group()) if w in C.NAMES]
