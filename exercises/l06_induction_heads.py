@@ -7,7 +7,6 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import ActivationCache, HookedTransformer
 
-from mi_course.language import induction  # the course's own versions, used by model cards and later lessons
 from mi_course.language.circuits import ov_circuit
 
 

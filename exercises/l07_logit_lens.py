@@ -11,8 +11,6 @@ import torch
 import torch.nn as nn
 from jaxtyping import Float, Int
 
-from mi_course.language import logit_lens as canonical_lens
-from mi_course.language import tuned_lens as canonical_tuned
 
 
 # >>> exercise: accumulated_residuals

@@ -13,6 +13,8 @@ def setup_notebook(lesson: str, seed: int = 0) -> None:
     """Print where the course runs, seed everything, and enable the ``%%exercise`` magic."""
     silence_known_warnings()
     seed_everything(seed)
+    # Each lesson starts from torch's defaults, even in a kernel where an earlier lesson switched them off.
+    torch.set_grad_enabled(True)
     try:
         from IPython import get_ipython
 

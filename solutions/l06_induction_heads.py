@@ -6,7 +6,6 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import ActivationCache, HookedTransformer
 
-from mi_course.language import induction  # the course's own versions, used by model cards and later lessons
 from mi_course.language.circuits import ov_circuit
 
 
@@ -31,6 +30,7 @@ def repeated_random_tokens(
             context ``model.cfg.n_ctx``.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     # the canonical version: mi_course.language.induction.repeated_random_tokens
     return induction.repeated_random_tokens(model, seq_len, batch, seed)
     # END SOLUTION
@@ -46,6 +46,7 @@ def per_token_loss(model: HookedTransformer, tokens: Int[torch.Tensor, "batch po
     gradients are needed (run the model under ``torch.no_grad()``); ``tokens`` is not changed.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     # the canonical version: mi_course.language.induction.per_token_loss
     return induction.per_token_loss(model, tokens)
     # END SOLUTION
@@ -65,6 +66,7 @@ def prev_token_scores(cache: ActivationCache) -> Float[torch.Tensor, "layer head
     out. A perfect previous-token head scores 1. The cache is not changed.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     # the canonical version: mi_course.language.induction.prev_token_scores_from_cache
     return induction.prev_token_scores_from_cache(cache)
     # END SOLUTION
@@ -84,6 +86,7 @@ def induction_scores(
     earlier occurrence of the token at ``q``. A perfect induction head scores 1.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     tokens = repeated_random_tokens(model, seq_len, batch, seed)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
     # the canonical version: mi_course.language.induction.induction_scores_from_cache
@@ -103,6 +106,7 @@ def find_induction_heads(
     (layer, head) order); an empty list when no head is above the threshold.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     scores = induction_scores(model, seq_len, batch, seed)
     # the canonical version: mi_course.language.induction.heads_above
     return induction.heads_above(scores, threshold)
@@ -132,6 +136,7 @@ def ablate_head_loss(
             ``kind`` is not ``"zero"`` or ``"mean"``.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     # the canonical version: mi_course.language.induction.ablate_head_loss (hook: head_ablation_hook)
     return induction.ablate_head_loss(model, tokens, layer, head, kind)
     # END SOLUTION
@@ -152,6 +157,7 @@ def ov_copying_score(model: HookedTransformer, layer: int, head: int) -> float:
         ValueError: if ``layer`` or ``head`` is out of range.
     """
     # BEGIN SOLUTION
+    from mi_course.language import induction
     # the canonical version: mi_course.language.induction.ov_copying_score
     return induction.ov_copying_score(model, layer, head)
     # END SOLUTION

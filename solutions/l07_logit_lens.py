@@ -10,8 +10,6 @@ import torch
 import torch.nn as nn
 from jaxtyping import Float, Int
 
-from mi_course.language import logit_lens as canonical_lens
-from mi_course.language import tuned_lens as canonical_tuned
 
 
 # >>> exercise: accumulated_residuals
@@ -24,6 +22,7 @@ def accumulated_residuals(cache) -> Float[torch.Tensor, "layer_plus_1 batch pos 
     residual after block ``l - 1``, ``blocks.{l-1}.hook_resid_post``. The vectors are raw: no LayerNorm.
     """
     # BEGIN SOLUTION
+    from mi_course.language import logit_lens as canonical_lens
     return canonical_lens.accumulated_residuals(cache)  # mi_course/language/logit_lens.py
     # END SOLUTION
 # <<< exercise: accumulated_residuals
@@ -41,6 +40,7 @@ def logit_lens(model, tokens: Int[torch.Tensor, "batch pos"]) -> Float[torch.Ten
     given (no BOS added), and no hook stays attached to the model afterwards.
     """
     # BEGIN SOLUTION
+    from mi_course.language import logit_lens as canonical_lens
     return canonical_lens.logit_lens(model, tokens)  # mi_course/language/logit_lens.py
     # END SOLUTION
 # <<< exercise: logit_lens
@@ -68,6 +68,7 @@ def top_tokens_table(model, tokens: Int[torch.Tensor, "pos"], k: int = 3):
         ValueError: if ``tokens`` holds more than one sequence, or ``k`` is not in 1 .. d_vocab.
     """
     # BEGIN SOLUTION
+    from mi_course.language import logit_lens as canonical_lens
     return canonical_lens.top_tokens_table(model, tokens, k)  # mi_course/language/logit_lens.py
     # STUB: import pandas as pd
     # STUB: rows = []  # one dict per (layer, pos, rank) with the nine keys above; then pd.DataFrame(rows)
@@ -89,6 +90,7 @@ def kl_to_final(lens_logits: Float[torch.Tensor, "layer_plus_1 batch pos d_vocab
     The last row is 0. Use log-softmax, so that large logits give finite values. The input is not changed.
     """
     # BEGIN SOLUTION
+    from mi_course.language import logit_lens as canonical_lens
     return canonical_lens.kl_to_final(lens_logits)  # mi_course/language/logit_lens.py
     # END SOLUTION
 # <<< exercise: kl_to_final
@@ -105,6 +107,7 @@ def correct_token_rank(lens_logits: Float[torch.Tensor, "layer_plus_1 batch pos 
     top guess). The last position has nothing to predict and is left out; position 0 (often BOS) is kept.
     """
     # BEGIN SOLUTION
+    from mi_course.language import logit_lens as canonical_lens
     return canonical_lens.correct_token_rank(lens_logits, tokens)  # mi_course/language/logit_lens.py
     # END SOLUTION
 # <<< exercise: correct_token_rank
@@ -125,6 +128,7 @@ def train_tuned_lens(model, tokens: Int[torch.Tensor, "batch pos"], steps: int =
     change.
     """
     # BEGIN SOLUTION
+    from mi_course.language import tuned_lens as canonical_tuned
     return canonical_tuned.train_tuned_lens(model, tokens, steps, lr)  # mi_course/language/tuned_lens.py
     # END SOLUTION
 # <<< exercise: train_tuned_lens

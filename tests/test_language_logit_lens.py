@@ -163,3 +163,27 @@ def test_lite_tuned_lens_beats_the_logit_lens_on_unseen_text(lm, lm_rows):
     top1 = lambda lens: (correct_token_rank(lens, lm_rows)[0, :, 1:] == 0).float().mean().item()  # noqa: E731
     assert top1(tuned) > top1(logit) + 0.1, \
         f"the tuned lens should read the embedding row far better: top-1 {top1(tuned):.2f} vs {top1(logit):.2f}"
+
+
+def test_tuned_lens_trains_after_an_earlier_lesson_switched_gradients_off():
+    """Lessons 05 and 06 call torch.set_grad_enabled(False); 07 in the same kernel must still train."""
+    model = tiny()
+    tokens = tokens_for(model)
+    before = kl_to_final(tuned_lens_logits(model, identity_translators(model.cfg.d_model, model.cfg.n_layers + 1),
+                                           tokens))[:-1].mean()
+    torch.set_grad_enabled(False)
+    try:
+        translators = train_tuned_lens(model, tokens, steps=20, lr=5e-2)
+    finally:
+        torch.set_grad_enabled(True)
+    after = kl_to_final(tuned_lens_logits(model, translators, tokens))[:-1].mean()
+    assert after < 0.9 * before, f"no training happened with gradients switched off: KL {before:.3f} -> {after:.3f}"
+
+
+def test_each_lesson_setup_switches_gradients_back_on(capsys):
+    torch.set_grad_enabled(False)
+    try:
+        mi_course.setup_notebook("07")
+        assert torch.is_grad_enabled(), "setup_notebook must restore torch's default grad mode"
+    finally:
+        torch.set_grad_enabled(True)

@@ -73,3 +73,32 @@ def test_solutions_mode_uses_the_reference_and_saves_nothing(course, monkeypatch
 def test_bad_exercise_id_is_explained(course):
     with pytest.raises(ValueError, match="08.ToyModel"):
         run_exercise_cell("cosine", ANSWER, {})
+
+
+def test_a_cell_without_docstrings_keeps_the_files_docstrings(course):
+    stub = region_text((course / "exercises" / "l00_start_here.py").read_text(), "cosine_similarity_matrix")
+    run_exercise_cell("00.cosine_similarity_matrix", "def cosine_similarity_matrix(vectors):\n"
+                      "    unit = vectors / vectors.norm(dim=-1, keepdim=True)\n    return unit @ unit.T\n", {})
+    saved = region_text((course / "exercises" / "l00_start_here.py").read_text(), "cosine_similarity_matrix")
+    from mi_course.grading.exercise_files import interface
+
+    docs = lambda src: {name: doc for name, (_, doc) in interface(src).items()}
+    assert docs(saved) == docs(stub), "the docstring the cell left out was dropped from the file"
+    assert "return unit @ unit.T" in saved
+
+
+def test_methods_keep_their_docstrings_and_a_new_docstring_wins():
+    from mi_course.grading.exercise_files import keep_docstrings
+
+    region = 'class M:\n    """Doc of M."""\n\n    def forward(self, x):\n        """Doc of forward.\n\n' \
+             '        Two lines."""\n        raise NotImplementedError\n'
+    cell = 'class M:\n    def forward(self, x):\n        return x\n'
+    kept = keep_docstrings(cell, region)
+    ns = {}
+    exec(kept, ns)
+    assert ns["M"].__doc__ == "Doc of M." and ns["M"].forward.__doc__.startswith("Doc of forward.")
+    assert ns["M"]().forward(3) == 3
+    mine = 'class M:\n    """Mine."""\n    def forward(self, x):\n        return x\n'
+    ns = {}
+    exec(keep_docstrings(mine, region), ns)
+    assert ns["M"].__doc__ == "Mine." and ns["M"].forward.__doc__.startswith("Doc of forward.")

@@ -140,6 +140,51 @@ def make_stubs(solution_source: str, lesson: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def keep_docstrings(cell: str, region: str) -> str:
+    """``cell`` with the docstrings it left out taken from ``region`` (the exercise's text in the file).
+
+    A learner who pastes only ``def f(x): ...`` must not lose the contract that the file documents: each
+    function or class (methods included) that ``region`` documents and ``cell`` defines without a docstring
+    gets the region's docstring as its first statement."""
+    documented: dict[str, str] = {}
+
+    def collect(nodes, lines, prefix=""):
+        for node in nodes:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                doc = node.body[0] if node.body else None
+                if isinstance(doc, ast.Expr) and isinstance(getattr(doc, "value", None), ast.Constant) \
+                        and isinstance(doc.value.value, str):
+                    text = lines[doc.lineno - 1 : doc.end_lineno]
+                    indent = len(text[0]) - len(text[0].lstrip())
+                    documented[prefix + node.name] = [t[indent:] if t[:indent].strip() == "" else t for t in text]
+                if isinstance(node, ast.ClassDef):
+                    collect(node.body, lines, prefix + node.name + ".")
+
+    collect(ast.parse(region).body, region.splitlines())
+    lines = cell.splitlines()
+    inserts: list[tuple[int, list[str]]] = []
+
+    def visit(nodes, prefix=""):
+        for node in nodes:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            first = node.body[0]
+            has_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
+                and isinstance(first.value.value, str)
+            key = prefix + node.name
+            if not has_doc and key in documented and first.lineno > node.lineno:  # not a one-line def
+                body_line = lines[first.lineno - 1]
+                indent = body_line[: len(body_line) - len(body_line.lstrip())]
+                inserts.append((first.lineno - 1, [indent + t if t.strip() else t for t in documented[key]]))
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, key + ".")
+
+    visit(ast.parse(cell).body)
+    for at, doc in sorted(inserts, reverse=True):
+        lines[at:at] = doc
+    return "\n".join(lines) + ("\n" if cell.endswith("\n") or inserts else "")
+
+
 def strip_stub_comments(solution_region: str) -> str:
     """A solution region as the notebook shows it in solutions mode: no markers or STUB lines."""
     keep = [l for l in solution_region.splitlines()

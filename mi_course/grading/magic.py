@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from mi_course.grading.exercise_files import ExerciseId, lesson_modules, replace_region, top_level_names
+from mi_course.grading.exercise_files import (ExerciseId, keep_docstrings, lesson_modules, region_text,
+                                              replace_region, top_level_names)
 from mi_course.grading.impl import load_impl
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.paths import ensure_importable
@@ -43,6 +44,10 @@ def run_exercise_cell(line: str, cell: str, user_ns: dict) -> None:
         return
     path = lesson_file(eid, "exercises")
     source = path.read_text()
+    try:  # the file's docstrings are the exercise's contract: keep those the cell left out
+        cell = keep_docstrings(cell, region_text(source, eid.name))
+    except (KeyError, SyntaxError):  # no region yet, or a region the learner broke by hand
+        pass
     updated = replace_region(source, eid.name, cell)
     if updated != source:
         path.write_text(updated)

@@ -22,6 +22,9 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import FactoredMatrix
 
+from mi_course.language.factored import circuit_rows, composition_baseline  # noqa: F401 (re-exported)
+from mi_course.language.factored import frobenius_of_product as _frobenius
+
 KINDS = ("Q", "K", "V")
 
 
@@ -229,27 +232,10 @@ def composition_scores(model, kind: str) -> Float[torch.Tensor, "head0 head1"]:
         return product / (_frobenius(V0, O0) * second)
 
 
-def _frobenius(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """``||left @ right||_F`` over the last two axes, from the small Gram matrices of the two factors
-    (``||XY||^2 = sum((X^T X) * (Y Y^T))``), never forming the ``d_model x d_model`` product."""
-    gram = (left.transpose(-1, -2) @ left) * (right @ right.transpose(-1, -2))
-    return gram.sum((-1, -2)).clamp(min=0).sqrt()
-
-
 def _check_kind(kind: str) -> str:
     if not isinstance(kind, str) or kind.upper() not in KINDS:
         raise ValueError(f"kind must be one of 'Q', 'K', 'V' (query, key or value composition), got {kind!r}")
     return kind.upper()
-
-
-def composition_baseline(d_model: int, d_head: int, n_samples: int = 200, seed: int = 0) -> float:
-    """The mean composition ratio of random matrices shaped like two heads' (``W_V W_O`` of rank ``d_head``
-    in ``d_model`` dimensions, Gaussian factors): what "no composition beyond chance" looks like."""
-    g = torch.Generator().manual_seed(seed)
-    V0, V1 = (torch.randn(n_samples, d_model, d_head, generator=g) for _ in range(2))
-    O0, O1 = (torch.randn(n_samples, d_head, d_model, generator=g) for _ in range(2))
-    ratio = _frobenius(V0, O0 @ V1 @ O1) / (_frobenius(V0, O0) * _frobenius(V1, O1))
-    return ratio.mean().item()
 
 
 def virtual_head_ov(model, head0: int, head1: int) -> FactoredMatrix:
@@ -263,11 +249,3 @@ def virtual_head_ov(model, head0: int, head1: int) -> FactoredMatrix:
     _check_head(model, 1, head1)
     return FactoredMatrix(model.W_E @ model.W_V[0, head0],
                           model.W_O[0, head0] @ model.W_V[1, head1] @ model.W_O[1, head1] @ model.W_U)
-
-
-def circuit_rows(matrix: FactoredMatrix, rows: Int[torch.Tensor, "n"]) -> Float[torch.Tensor, "n cols"]:
-    """Some rows of a factored ``[rows, cols]`` matrix, multiplied out: ``A[rows] @ B`` (cheap even when
-    the whole matrix, d_vocab x d_vocab, would not fit in memory)."""
-    rows = torch.as_tensor(rows, dtype=torch.long, device=matrix.A.device)
-    with torch.no_grad():
-        return matrix.A[rows] @ matrix.B

@@ -22,9 +22,10 @@ from typing import Callable
 import torch
 from jaxtyping import Float, Int
 
+from mi_course.language.ablation import ABLATIONS, head_ablation_hook  # noqa: F401 (re-exported)
+from mi_course.language.ablation import check_head as _check_head
 from mi_course.language.circuits import ov_circuit
 
-ABLATIONS = ("zero", "mean")
 
 
 def _bos_id(model) -> int:
@@ -37,13 +38,6 @@ def _bos_id(model) -> int:
 def _special_ids(model) -> set[int]:
     tok = getattr(model, "tokenizer", None)
     return set(tok.all_special_ids) if tok is not None else {0}
-
-
-def _check_head(model, layer: int, head: int) -> None:
-    if not (isinstance(layer, int) and 0 <= layer < model.cfg.n_layers):
-        raise ValueError(f"layer must be an int in 0..{model.cfg.n_layers - 1}, got {layer!r}")
-    if not (isinstance(head, int) and 0 <= head < model.cfg.n_heads):
-        raise ValueError(f"head must be an int in 0..{model.cfg.n_heads - 1}, got {head!r}")
 
 
 def repeated_random_tokens(model, seq_len: int, batch: int, seed: int = 0) -> Int[torch.Tensor, "batch 2*seq_len+1"]:
@@ -161,33 +155,6 @@ def repeat_loss_ratio(model, seq_len: int = 50, batch: int = 16, seed: int = 0) 
 
 
 # ------------------------------------------------------------------------------------------------ ablation
-
-
-def head_ablation_hook(model, layer: int, head: int, kind: str = "zero",
-                       tokens: Int[torch.Tensor, "batch pos"] | None = None) -> tuple[str, Callable]:
-    """``(hook name, hook function)`` that replaces one head's output ``z`` (``blocks.{layer}.attn.hook_z``,
-    ``[batch, pos, head, d_head]``) by zeros (``kind="zero"``) or by its mean over batch and positions on
-    ``tokens`` (``kind="mean"``; needs ``tokens``). Attach it with ``model.hooks([...])`` or
-    ``model.run_with_hooks``, which remove it again. The head's output is ``z @ W_O``, so ablating ``z``
-    ablates exactly that head's contribution to the residual stream (the layer's bias ``b_O`` stays)."""
-    _check_head(model, layer, head)
-    if kind not in ABLATIONS:
-        raise ValueError(f"kind must be one of {ABLATIONS}, got {kind!r}")
-    name = f"blocks.{layer}.attn.hook_z"
-    if kind == "zero":
-        replacement = torch.zeros(model.cfg.d_head, device=model.cfg.device)
-    else:
-        if tokens is None:
-            raise ValueError("mean ablation needs the tokens to average the head's output over")
-        _, cache = model.run_with_cache(tokens, names_filter=name)
-        replacement = cache[name][:, :, head].mean(dim=(0, 1))  # [d_head]: one vector for every position
-
-    def hook(z, hook):
-        z = z.clone()
-        z[:, :, head] = replacement
-        return z
-
-    return name, hook
 
 
 def ablate_head_loss(model, tokens: Int[torch.Tensor, "batch pos"], layer: int, head: int,

@@ -78,7 +78,8 @@ def train_tuned_lens(model, tokens: Int[torch.Tensor, "batch pos"], steps: int =
         p_target = target.exp()
     trained = translators[:-1]
     optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
-    with frozen(model):
+    # enable_grad: an earlier lesson's torch.set_grad_enabled(False) in the same kernel must not stop training
+    with frozen(model), torch.enable_grad():
         for _ in range(steps):
             optimizer.zero_grad()
             for layer in range(n_layers):

@@ -293,7 +293,7 @@ if lm is not None:
 # Elhage et al. write column vectors, so their matrices are the transposes of these ($W_U W_{OV} W_E$, etc.).
 # Both circuits leave out positions and LayerNorms: they describe what the head does with *tokens*.
 # `FactoredMatrix(left, right)` stores the product `left @ right` without computing it; `.AB` multiplies it
-# out, and `mi_course.language.circuits.circuit_rows(m, ids)` multiplies out just some rows.
+# out, and `mi_course.language.factored.circuit_rows(m, ids)` multiplies out just some rows.
 #
 # <details><summary>Hint</summary>
 #
@@ -320,7 +320,7 @@ check("05.qk_circuit")
 # non-special) tokens whose top OV output is the token itself; chance is $1/d_{vocab}$.
 
 # %%
-from mi_course.language.circuits import circuit_rows
+from mi_course.language.factored import circuit_rows
 
 sample = torch.arange(4, model2.cfg.d_vocab) if lite else torch.randint(256, 10_000, (2000,))
 for layer in range(2):
@@ -476,7 +476,7 @@ check("05.composition_scores")
 # %%
 from mi_course.language import induction
 from mi_course.language.circuit_plots import plot_composition
-from mi_course.language.circuits import composition_baseline
+from mi_course.language.factored import composition_baseline
 
 prev = induction.prev_token_scores(model2)[0]
 ind = induction.induction_scores(model2)[1]

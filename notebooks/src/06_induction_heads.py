@@ -360,11 +360,11 @@ print(f"clean loss {clean_loss:.2f} nats")
 # token before me was $A$" in the residual stream, the induction head's keys have nothing to match. The
 # induction heads themselves may hurt less *one at a time* if the model spread induction over several
 # heads: the others make up for a missing one. So remove them all at once, and watch the loss per
-# position (the hooks come from `mi_course.language.induction.head_ablation_hook`, the course's version
+# position (the hooks come from `mi_course.language.ablation.head_ablation_hook`, the course's version
 # of the hook you just wrote):
 
 # %%
-from mi_course.language.induction import head_ablation_hook
+from mi_course.language.ablation import head_ablation_hook
 
 prev_heads = [(0, h) for h in range(model.cfg.n_heads) if prev_scores[0, h] > prev_scores[0].max() / 2]
 curves = {"clean": per_token_loss(model, rep_tokens).mean(0)}

@@ -233,7 +233,7 @@ check("07.kl_to_final")
 # sees nothing else), so it would be one data point counted many times.
 
 # %%
-from mi_course.language.logit_lens import heldout_rows
+from mi_course.language.heldout import heldout_rows
 
 rows = heldout_rows(model, n_rows=8 if FULL else 32, seq_len=64, seed=0)
 heldout_lens = logit_lens(model, rows)
@@ -328,13 +328,15 @@ for layer in range(ranks.shape[0]):
 # <details><summary>Hint</summary>
 #
 # Compute the residuals once, without gradients (`with torch.no_grad():` around `run_with_cache` and your
-# `accumulated_residuals`), and the fixed target `logp_final` from the last row. Make the translators, set
-# each `weight` to `torch.eye(d_model)` and `bias` to 0 under `torch.no_grad()`, and give only the
+# `accumulated_residuals`), and the fixed target `logp_final` from the last row. Make the translators on
+# the model's device (`nn.Linear(d_model, d_model, device=model.cfg.device)`, so the same code runs on a
+# Colab GPU), set each `weight` to `torch.eye(d_model)` and `bias` to 0 under `torch.no_grad()`, and give only the
 # parameters of the first `n_layers` to `torch.optim.Adam(..., lr=lr)`. Each step: for every layer
 # `l < n_layers`, decode `translators[l](resid[l])` through `model.ln_final` (if present) and
 # `model.unembed`, take `log_softmax`, compute the mean KL(final || that), average over layers, then
-# `zero_grad`, `backward`, `step`. The model's parameters receive gradients too unless you switch them off
-# (`p.requires_grad_(False)`, restored afterwards); they must not be given to the optimizer.
+# `zero_grad`, `backward`, `step`, all inside `with torch.enable_grad():` (an earlier lesson in the same
+# kernel may have switched gradients off). The model's parameters receive gradients too unless you switch
+# them off (`p.requires_grad_(False)`, restored afterwards); they must not be given to the optimizer.
 # </details>
 
 # %% [exercise] 07.train_tuned_lens

@@ -1,0 +1,100 @@
+"""Stubs and notebooks do not hand out the answer: a stub never imports the module its solution delegates to,
+and no notebook cell names that module before the learner has done the exercise."""
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from mi_course.grading import exercise_files as ef
+from mi_course.lessons import parse_source
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ef.lesson_modules(ROOT / "solutions")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _imported_modules(code: str) -> set[str]:
+    """The mi_course modules that ``code`` imports names from or imports whole (``from a import b`` counts
+    a.b when b is a module, else a)."""
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("mi_course")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mi_course"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if _is_module(full) else node.module)
+    return found
+
+
+def _solution_blocks(source: str) -> dict[str, str]:
+    """Exercise name -> the code of its BEGIN/END SOLUTION blocks, dedented."""
+    out: dict[str, list[str]] = {}
+    current, block = None, None
+    for line in source.splitlines():
+        if m := ef.START.match(line):
+            current = m["name"]
+        if ef.SOLUTION_BEGIN.match(line):
+            block = []
+        elif ef.SOLUTION_END.match(line):
+            out.setdefault(current, []).append("if True:\n" + "\n".join(block))
+            block = None
+        elif block is not None:
+            block.append(line)
+    return {name: "\n".join(blocks) for name, blocks in out.items()}
+
+
+def _answer_modules(lesson: str) -> dict[str, set[str]]:
+    """Exercise name -> the mi_course modules its solution imports (where its canonical answer lives)."""
+    return {name: _imported_modules(code) for name, code in _solution_blocks(SOLUTIONS[lesson].read_text()).items()}
+
+
+@pytest.mark.parametrize("lesson", sorted(SOLUTIONS))
+def test_stubs_do_not_import_the_modules_that_hold_their_answers(lesson):
+    stub = ef.make_stubs(SOLUTIONS[lesson].read_text(), lesson)
+    imported = _imported_modules(stub)
+    for name, modules in _answer_modules(lesson).items():
+        leaked = modules & imported
+        assert not leaked, (f"exercises/l{lesson}: the stub imports {sorted(leaked)}, where {lesson}.{name}'s "
+                            f"answer lives; import it inside the solution block instead")
+
+
+def test_the_check_finds_a_leak():
+    source = ("from mi_course.language import induction\n\n# >>> exercise: f\ndef f(x):\n    # BEGIN SOLUTION\n"
+              "    from mi_course.language import induction\n    return induction.f(x)\n    # END SOLUTION\n"
+              "# <<< exercise: f\n")
+    assert _imported_modules(ef.make_stubs(source, "99")) & _imported_modules(_solution_blocks(source)["f"])
+
+
+def _names_of(module: str) -> list[str]:
+    """How a notebook could point at a module: its dotted path, and ``from parent import leaf``."""
+    parent, leaf = module.rsplit(".", 1)
+    return [module, f"from {parent} import {leaf}"]
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")),
+                         ids=lambda p: p.stem)
+def test_no_notebook_cell_points_at_an_answer_before_its_exercise(source):
+    lesson = source.stem[:2]
+    if lesson not in SOLUTIONS:
+        pytest.skip("lesson without exercises")
+    answers = _answer_modules(lesson)
+    seen: list[str] = []  # cells before the current one
+    for kind, arg, lines in parse_source(source.read_text()):
+        if kind == "exercise":
+            name = ef.ExerciseId.parse(arg).name
+            for module in answers.get(name, ()):
+                for text in seen:
+                    for pattern in _names_of(module):
+                        assert not re.search(re.escape(pattern) + r"\b", text), (
+                            f"{source.name}: a cell before exercise {arg} names {pattern!r}, where its answer is")
+        seen.append("\n".join(lines))
