@@ -23,8 +23,10 @@ def setup_notebook(lesson: str, seed: int = 0) -> None:
         ipython = None
     if ipython is not None:
         from mi_course.grading.magic import load_ipython_extension
+        from mi_course.grading.worker import start_worker
 
         load_ipython_extension(ipython)
+        start_worker()  # warms up in the background while the learner reads: check() then answers in ~1 s
     mode, asked = get_mode(), requested_mode()
     why = "" if asked != "auto" else (" (auto: a GPU is present)" if mode == "full" else " (auto: no GPU)")
     print(f"mi-course lesson {lesson}: mode {mode}{why}, device {get_device()}, "

@@ -11,6 +11,7 @@ import pytest
 from mi_course.cli import main as cli
 from mi_course.grading import exercise_files as ef
 from mi_course.grading.runner import grade
+from mi_course.grading.worker import FORK_ENV, start_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +135,14 @@ def fake_course(tmp_path, monkeypatch):
     return impl
 
 
-def test_each_broken_exercise_is_reported_and_none_hides_the_others(fake_course, tmp_path):
+@pytest.fixture(params=["worker", "fresh process"])
+def grading_path(request, monkeypatch):
+    """Grade through the warm worker's forked children, or through a fresh pytest process per run."""
+    monkeypatch.setenv(FORK_ENV, "1" if request.param == "worker" else "0")
+    return request.param
+
+
+def test_each_broken_exercise_is_reported_and_none_hides_the_others(fake_course, tmp_path, grading_path):
     rows = {r.id: r for r in grade(str(fake_course), test_timeout=3)}
     status = {k[3:]: (r.status, r.points_earned, r.points_possible) for k, r in rows.items()}
     assert status == {
@@ -232,3 +240,30 @@ def test_summary_prefers_an_assertion_message_over_a_raw_exception():
                "t::b": ("assertion", "you computed W W^T x; use W^T W x")}
     (row,) = summarize(collected, results)
     assert row.status == "error" and "W^T W" in row.message
+
+
+def test_the_worker_grades_the_file_as_it_is_now(fake_course):
+    """A learner fixes an exercise between two checks: the second check grades the fixed file."""
+    start_worker()
+    assert [r.status for r in grade(str(fake_course), exercises=["99.half"])] == ["failed"]
+    source = (fake_course / "l99_fake.py").read_text().replace("def half(x): return x", "def half(x): return 2 * x")
+    (fake_course / "l99_fake.py").write_text(source)
+    assert [r.status for r in grade(str(fake_course), exercises=["99.half"])] == ["passed"]
+
+
+def test_a_hang_that_ignores_the_test_timeout_is_stopped_by_the_wall_limit(fake_course, monkeypatch,
+                                                                          grading_path):
+    """Code that blocks the timeout's signal (as a hang inside C code can) is killed at the lesson's wall
+    limit; the exercises after it are still graded."""
+    import mi_course.grading.runner as runner
+
+    monkeypatch.setattr(runner, "LESSON_WALL_LIMIT", 8)
+    source = (fake_course / "l99_fake.py").read_text().replace(
+        "def hangs(x):\n    while True:\n        pass",
+        "def hangs(x):\n    import signal, time\n    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\n"
+        "    time.sleep(600)")
+    assert "pthread_sigmask" in source
+    (fake_course / "l99_fake.py").write_text(source)
+    rows = {r.id: r for r in grade(str(fake_course), exercises=["99.hangs", "99.ok"], test_timeout=2)}
+    assert rows["99.hangs"].status == "timed out" and rows["99.hangs"].points_earned == 0
+    assert rows["99.ok"].status == "passed"
