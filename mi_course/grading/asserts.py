@@ -68,3 +68,20 @@ def call_unmutated(fn: Callable, *args, **kwargs) -> Any:
     for k in kwargs:
         assert _same(kwargs[k], before_kwargs[k]), f"argument {k!r} was changed in place: work on a copy"
     return out
+
+
+def expect_value_error(fn: Callable, *args, what: str, expected: str = "", **kwargs) -> str:
+    """``fn(*args, **kwargs)`` must raise a ValueError (not another error, not nothing); returns its message.
+
+    ``what`` names the call and ``expected`` says what a valid argument is, for the learner. An untouched
+    stub's NotImplementedError passes through, so it is reported as "not started"."""
+    want = f"{what} should raise a ValueError" + (f" ({expected})" if expected else "")
+    try:
+        fn(*args, **kwargs)
+    except ValueError as err:
+        return str(err)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any other error is the learner's bug, reported as such
+        raise AssertionError(f"{want}, got {type(err).__name__}: {err}") from None
+    raise AssertionError(f"{want}; it returned without an error")

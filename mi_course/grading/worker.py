@@ -76,6 +76,13 @@ def warm(root: str | None) -> None:
             importlib.import_module(module)
         except Exception:
             pass
+    try:  # the first optimizer step imports torch._dynamo (seconds): pay it here, not in a learner's check
+        weight = torch.nn.Parameter(torch.zeros(2))
+        optimizer = torch.optim.Adam([weight], lr=0.1)
+        weight.sum().backward()
+        optimizer.step()
+    except Exception:
+        pass
     if root:
         _rehearse(root)
     gc.collect()

@@ -33,7 +33,12 @@ def test_cosine_matches_reference(impl):
     col = F.normalize(v, dim=0)
     if isinstance(got, torch.Tensor) and got.shape == (4, 4) and torch.allclose(got, col @ col.T, atol=1e-4):
         pytest.fail("You normalized the columns (dim=0); each row is a vector, so normalize along dim=-1.")
-    assert_close(got, pairwise_cosine(v), "cosine_similarity_matrix(v)", atol=1e-5)
+    centred = F.normalize(v - v.mean(dim=-1, keepdim=True), dim=-1)
+    if isinstance(got, torch.Tensor) and got.shape == (4, 4) and torch.allclose(got, centred @ centred.T, atol=1e-4):
+        pytest.fail("You subtracted each vector's mean first (that is the Pearson correlation): cosine similarity "
+                    "uses the vectors as they are.")
+    assert_close(got, pairwise_cosine(v), "cosine_similarity_matrix(v)", atol=1e-5,
+                 hint="Entry (i, j) is <v_i, v_j> / (|v_i| |v_j|), with the Euclidean norm of each row.")
 
 
 @pytest.mark.exercise("cosine_similarity_matrix", points=1)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from transformer_lens import FactoredMatrix, HookedTransformer, HookedTransformerConfig
 
-from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated
+from mi_course.grading.asserts import (assert_close, assert_finite, assert_shape, call_unmutated,
+                                       expect_value_error)
 
 LESSON = "l05_transformer_circuits"
 
@@ -38,17 +39,8 @@ def make_model(n_layers=1, *, d_vocab=11, d_model=12, n_heads=3, d_head=4, attn_
     return model.eval()
 
 
-def expect_value_error(fn, *args, what: str) -> None:
-    """``fn(*args)`` must raise ValueError (not another error, not nothing)."""
-    try:
-        fn(*args)
-    except ValueError:
-        return
-    except NotImplementedError:  # the untouched stub: reported as "not started"
-        raise
-    except Exception as err:  # noqa: BLE001 - any other error is the learner's bug, reported as such
-        pytest.fail(f"{what} should raise a ValueError saying what was expected, got {type(err).__name__}: {err}")
-    pytest.fail(f"{what} should raise a ValueError (check the range first; negative indices must not wrap around)")
+RANGES = "layer in 0 .. n_layers - 1 and head in 0 .. n_heads - 1: check the range first, negative indices must " \
+         "not wrap around"
 
 
 def run(model, batch=2, pos=7, seed=0):
@@ -179,10 +171,18 @@ def call_decompose(impl, model, cache, what):
 def test_decompose_logits_labels(impl):
     cases = {"attn-only, shortformer, 2 layers": make_model(2, pos="shortformer"),
              "attn-only, standard positions": make_model(1),
-             "LayerNorm and MLPs": make_model(2, attn_only=False, norm="LN")}
+             "LayerNorm and MLPs": make_model(2, attn_only=False, norm="LN"),
+             "rotary positions": make_model(1, pos="rotary")}
     for what, model in cases.items():
         _, _, cache = run(model)
-        _, labels = call_decompose(impl, model, cache, f"decompose_logits ({what})")
+        try:
+            _, labels = call_decompose(impl, model, cache, f"decompose_logits ({what})")
+        except KeyError as err:
+            if model.cfg.positional_embedding_type == "rotary" and "pos_embed" in str(err):
+                pytest.fail("With rotary positions the positions act inside attention (queries and keys are "
+                            "rotated): there is no hook_pos_embed. Add 'pos_embed' only when "
+                            "positional_embedding_type == 'standard'.")
+            raise
         want = expected_labels(model)
         if model.cfg.positional_embedding_type == "shortformer" and "pos_embed" in labels:
             pytest.fail("With shortformer positions the positional embedding is added to queries and keys only: it "
@@ -234,28 +234,36 @@ def test_decompose_logits_head_components(impl):
 
 @pytest.mark.exercise("decompose_logits", points=1)
 def test_decompose_logits_with_layernorm_and_mlps(impl):
-    for norm in ("LN", "LNPre"):
+    for norm in ("LN", "LNPre", "RMS"):
         model = make_model(2, attn_only=False, norm=norm, seed=6)
         _, logits, cache = run(model, seed=3)
         components, labels = call_decompose(impl, model, cache, f"decompose_logits ({norm} and MLPs)")
         total = components.sum(0)
         with torch.no_grad():  # the same sum without dividing by the scale
             resid = cache["blocks.1.hook_resid_post"]
-            unscaled = resid - resid.mean(-1, keepdim=True)
+            unscaled = resid if norm == "RMS" else resid - resid.mean(-1, keepdim=True)
+            if norm in ("LN", "RMS"):
+                unscaled = unscaled * model.ln_final.w
             if norm == "LN":
-                unscaled = unscaled * model.ln_final.w + model.ln_final.b
+                unscaled = unscaled + model.ln_final.b
             unscaled = unscaled @ model.W_U + model.b_U
         if torch.allclose(total, unscaled, atol=1e-3):
             pytest.fail("Divide every component by the final LayerNorm's scale, cache['ln_final.hook_scale'].")
         assert "L1 MLP" in labels, "models with MLPs need one component per MLP layer, 'L{l} MLP'"
         mlp = components[labels.index("L1 MLP")]
         out = cache["blocks.1.hook_mlp_out"]
+        scale = cache["ln_final.hook_scale"]
         with torch.no_grad():
-            expected = torch.stack([torch.stack([hand_norm(model, out[b, p], cache["ln_final.hook_scale"][b, p])
+            expected = torch.stack([torch.stack([hand_norm(model, out[b, p], scale[b, p])
                                                  for p in range(out.shape[1])]) for b in range(out.shape[0])])
             if norm == "LN":
                 expected = expected - model.ln_final.b
             expected = expected @ model.W_U
+            if norm == "RMS":
+                centred = (out - out.mean(-1, keepdim=True)) / scale * model.ln_final.w @ model.W_U
+                if torch.allclose(mlp, centred, atol=1e-4):
+                    pytest.fail("RMSNorm does not subtract the mean (only LN and LNPre centre): with "
+                                "normalization_type 'RMS', norm(x) = x / scale * ln_final.w.")
         assert_close(mlp, expected, f"component 'L1 MLP' ({norm})", atol=1e-4,
                      hint="Centre each component (LayerNorm subtracts the mean of the sum, i.e. of every term), "
                           "divide by the cached scale, multiply by ln_final.w if there is one.")
@@ -305,7 +313,8 @@ def test_ov_circuit_entries(impl):
 def test_ov_circuit_checks_its_arguments(impl):
     model = make_model(2, d_vocab=8)
     for layer, head in [(2, 0), (-1, 0), (0, 3), (0, -1)]:
-        expect_value_error(impl.ov_circuit, model, layer, head, what=f"ov_circuit(2-layer model, {layer}, {head})")
+        expect_value_error(impl.ov_circuit, model, layer, head, what=f"ov_circuit(2-layer model, {layer}, {head})",
+                           expected=RANGES)
 
 
 @pytest.mark.exercise("qk_circuit", points=1)
@@ -327,7 +336,8 @@ def test_qk_circuit_entries(impl):
 def test_qk_circuit_checks_its_arguments(impl):
     model = make_model(2, d_vocab=8)
     for layer, head in [(2, 0), (-1, 0), (0, 3), (1, -1)]:
-        expect_value_error(impl.qk_circuit, model, layer, head, what=f"qk_circuit(2-layer model, {layer}, {head})")
+        expect_value_error(impl.qk_circuit, model, layer, head, what=f"qk_circuit(2-layer model, {layer}, {head})",
+                           expected=RANGES)
 
 
 # ---------------------------------------------------------------- top_skip_trigrams
@@ -408,7 +418,8 @@ def test_top_skip_trigrams_tokens_k_and_the_lite_model(impl, lite1):
         f"{what}: wrong scores; with tokens given, take the means over those tokens only")
     for layer, head, k in [(0, 0, 0), (0, 5, 3), (1, 0, 3)]:
         expect_value_error(impl.top_skip_trigrams, model, layer, head, k,
-                           what=f"top_skip_trigrams(1-layer model, {layer}, {head}, k={k})")
+                           what=f"top_skip_trigrams(1-layer model, {layer}, {head}, k={k})",
+                           expected=f"{RANGES}; k at least 1")
     # The lite model: the best triple is the best A's best B times its best C. 400 tokens (no specials), so
     # that a learner's brute force over all triples (400^3) still fits in memory.
     keep = torch.arange(4, 404)
@@ -505,12 +516,19 @@ def test_composition_scores_tell_q_k_and_v_apart(impl):
 def test_composition_scores_values_and_arguments(impl):
     model = make_model(2, d_model=10, n_heads=3, d_head=3, seed=14)
     for kind in ("Q", "K", "V", "k"):
-        assert_close(impl.composition_scores(model, kind).detach().float(), loop_composition(model, kind.upper()),
+        try:
+            out = impl.composition_scores(model, kind)
+        except ValueError as err:
+            pytest.fail(f"composition_scores(model, {kind!r}) raised ValueError ({err}): lower-case kinds are allowed "
+                        f"too (kind.upper())")
+        assert_close(out.detach().float(), loop_composition(model, kind.upper()),
                      f"composition_scores(random model, {kind!r})", atol=1e-4,
                      hint="||M||_F / (||W_OV0||_F ||W1||_F) with W1 = W_QK1 for Q and K, W_OV1 for V; "
                           "lower-case kinds are allowed.")
-    expect_value_error(impl.composition_scores, model, "X", what="composition_scores(model, 'X')")
-    expect_value_error(impl.composition_scores, make_model(1), "K", what="composition_scores(1-layer model, 'K')")
+    expect_value_error(impl.composition_scores, model, "X", what="composition_scores(model, 'X')",
+                       expected="kind must be 'Q', 'K' or 'V'")
+    expect_value_error(impl.composition_scores, make_model(1), "K", what="composition_scores(1-layer model, 'K')",
+                       expected="composition needs a model with two layers: check n_layers first")
 
 
 # ---------------------------------------------------------------- virtual_head_ov
@@ -541,5 +559,8 @@ def test_virtual_head_ov_entries(impl):
 def test_virtual_head_ov_checks_its_arguments(impl):
     model = make_model(2, d_vocab=7)
     for h0, h1 in [(3, 0), (0, 3), (-1, 0)]:
-        expect_value_error(impl.virtual_head_ov, model, h0, h1, what=f"virtual_head_ov(model, {h0}, {h1})")
-    expect_value_error(impl.virtual_head_ov, make_model(1), 0, 0, what="virtual_head_ov(1-layer model, 0, 0)")
+        expect_value_error(impl.virtual_head_ov, model, h0, h1, what=f"virtual_head_ov(model, {h0}, {h1})",
+                           expected="heads in 0 .. n_heads - 1: check the range first, negative indices must not "
+                                    "wrap around")
+    expect_value_error(impl.virtual_head_ov, make_model(1), 0, 0, what="virtual_head_ov(1-layer model, 0, 0)",
+                       expected="a virtual head needs a model with two layers: check n_layers first")

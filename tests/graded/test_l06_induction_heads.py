@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from transformer_lens import ActivationCache, HookedTransformer, HookedTransformerConfig
 
 import mi_course
-from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated
+from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
 
 LESSON = "l06_induction_heads"
 
@@ -190,9 +190,19 @@ def test_tokens_validate_lengths(impl, lite2):
     longest = (n_ctx - 1) // 2
     assert impl.repeated_random_tokens(lite2, longest, 1).shape == (1, 2 * longest + 1), \
         f"seq_len={longest} fits the context of {n_ctx} (2 * seq_len + 1 = {2 * longest + 1})"
-    for seq_len, batch in [(longest + 1, 1), (0, 2), (3, 0)]:
-        with pytest.raises(ValueError):
-            impl.repeated_random_tokens(lite2, seq_len, batch)
+    odd = tiny_model(n_layers=1, n_ctx=21)  # 2 * 10 + 1 == n_ctx: exactly the context, which fits
+    odd.tokenizer = lite2.tokenizer
+    try:
+        tokens = impl.repeated_random_tokens(odd, 10, 2)
+    except ValueError as err:
+        pytest.fail(f"seq_len=10 fills a context of 21 exactly (2 * 10 + 1 = 21) and must be accepted: reject only "
+                    f"2 * seq_len + 1 > n_ctx ({err})")
+    assert_shape(tokens, (2, 21), "repeated_random_tokens(model with n_ctx=21, 10, 2)")
+    too_long = f"2 * seq_len + 1 = {2 * longest + 3} is longer than n_ctx = {n_ctx}"
+    for seq_len, batch, rule in [(longest + 1, 1, too_long), (0, 2, "seq_len must be at least 1"),
+                                 (3, 0, "batch must be at least 1")]:
+        expect_value_error(impl.repeated_random_tokens, lite2, seq_len, batch,
+                           what=f"repeated_random_tokens(model, seq_len={seq_len}, batch={batch})", expected=rule)
 
 
 # ---------------------------------------------------------------- per_token_loss
@@ -245,12 +255,15 @@ def test_per_token_loss_on_the_lite_model(impl, lite2):
 
 @pytest.mark.exercise("prev_token_scores", points=2)
 def test_prev_token_scores_hand_made_patterns(impl):
-    model = tiny_model(n_layers=2, n_heads=3)
+    model = tiny_model(n_layers=3, n_heads=3)  # three layers: the number of layers comes from the cache
     batch, pos = 4, 9
     g = gen(2)
-    patterns = [random_patterns(batch, 3, pos, g) for _ in range(2)]
-    out = assert_shape(impl.prev_token_scores(pattern_cache(patterns, model)), (2, 3),
-                       "prev_token_scores(cache) ([n_layers, n_heads])")
+    patterns = [random_patterns(batch, 3, pos, g) for _ in range(3)]
+    out = impl.prev_token_scores(pattern_cache(patterns, model))
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] != 3:
+        pytest.fail(f"A cache of a 3-layer model gave {out.shape[0]} rows: loop over every layer in the cache "
+                    f"(e.g. model.cfg.n_layers), not a fixed number.")
+    out = assert_shape(out, (3, 3), "prev_token_scores(cache) ([n_layers, n_heads])")
     out = out.detach().float()
     expected = loop_stripe(patterns, range(1, pos), lambda q: q - 1)
     wrong = {
@@ -259,7 +272,7 @@ def test_prev_token_scores_hand_made_patterns(impl):
         "You measured attention to the current token (the main diagonal): the previous token is key q - 1.":
             loop_stripe(patterns, range(1, pos), lambda q: q),
         "The pattern is [batch, head, query, key]: row q is the query. You read attention from q - 1 to q "
-        "(query and key swapped), which causal masking makes 0.": torch.zeros(2, 3),
+        "(query and key swapped), which causal masking makes 0.": torch.zeros(3, 3),
         "Average over the whole batch, not only its first sequence.":
             loop_stripe([p[:1] for p in patterns], range(1, pos), lambda q: q - 1),
     }
@@ -321,11 +334,14 @@ def fixed_tokens(impl, monkeypatch):
 
 @pytest.mark.exercise("induction_scores", points=2)
 def test_induction_scores_match_loop(impl, fixed_tokens):
-    model = tiny_model(n_layers=2, n_heads=3, n_ctx=40)
+    model = tiny_model(n_layers=3, n_heads=3, n_ctx=40)  # three layers: read the number from model.cfg
     n, batch, seed = 9, 4, 5
     calls = fixed_tokens(tiny_tokens)
-    out = assert_shape(impl.induction_scores(model, n, batch, seed), (2, 3),
-                       "induction_scores(model, seq_len, batch) ([n_layers, n_heads])")
+    out = impl.induction_scores(model, n, batch, seed)
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] != 3:
+        pytest.fail(f"A 3-layer model gave {out.shape[0]} rows: loop over range(model.cfg.n_layers), not a fixed "
+                    f"number of layers.")
+    out = assert_shape(out, (3, 3), "induction_scores(model, seq_len, batch) ([n_layers, n_heads])")
     assert calls, "build the tokens by calling repeated_random_tokens(model, seq_len, batch, seed)"
     assert calls[-1][1:] == (n, batch, seed), \
         f"call repeated_random_tokens(model, seq_len, batch, seed) with your arguments; got {calls[-1][1:]}"
@@ -397,6 +413,13 @@ def test_find_heads_thresholds_and_order(impl, monkeypatch):
     if set(found) == set(expected) and found != expected:
         pytest.fail(f"Sort by score, highest first: expected {expected}, got {found}.")
     assert found == expected, f"expected {expected} (scores 0.875, 0.75, 0.5 above 0.25), got {found}"
+    scores = torch.tensor([[0.5, 0.75, 0.5], [0.75, 0.125, 0.5]])  # ties: equal scores keep (layer, head) order
+    found = impl.find_induction_heads(model, 0.25, 7, 3, 2)
+    expected = [(0, 1), (1, 0), (0, 0), (0, 2), (1, 2)]
+    if isinstance(found, list) and sorted(found) == sorted(expected) and found != expected:
+        pytest.fail(f"Equal scores should come in (layer, head) order (a stable sort by score, highest first): "
+                    f"expected {expected}, got {found}.")
+    assert found == expected, f"with tied scores, expected {expected}, got {found}"
     assert impl.find_induction_heads(model, 0.99) == [], "no head above the threshold: return an empty list"
 
 
@@ -480,6 +503,15 @@ def test_ablation_leaves_no_hooks(impl):
     again = impl.ablate_head_loss(model, tokens, 0, 1, "zero")
     assert abs(first - again) < 1e-6, "the same ablation gave another loss the second time: a hook from the " \
                                       "earlier calls is still acting"
+    model.add_hook("blocks.0.hook_resid_pre", lambda x, hook: None)  # a hook of the caller's own
+    for kind in ("zero", "mean"):
+        impl.ablate_head_loss(model, tokens, 1, 0, kind)
+        left = attached_hooks(model)
+        assert left == ["blocks.0.hook_resid_pre"], (
+            f"kind={kind!r}: the caller's own hook on blocks.0.hook_resid_pre should still be attached (and no other), "
+            f"got {left}. Remove only your hook (model.run_with_hooks or `with model.hooks(...)`), not every hook "
+            f"(model.reset_hooks()).")
+    model.reset_hooks()
 
 
 @pytest.mark.exercise("ablate_head_loss", points=2)
@@ -512,8 +544,10 @@ def test_ablation_validates_inputs(impl):
     model = tiny_model(n_layers=2, n_heads=3)
     tokens = tiny_tokens(model, 5, 2, 11)
     for layer, head, kind in [(2, 0, "zero"), (-1, 0, "zero"), (0, 3, "zero"), (0, -1, "mean"), (0, 0, "max")]:
-        with pytest.raises(ValueError):
-            impl.ablate_head_loss(model, tokens, layer, head, kind)
+        expect_value_error(impl.ablate_head_loss, model, tokens, layer, head, kind,
+                           what=f"ablate_head_loss(2-layer model, tokens, {layer}, {head}, {kind!r})",
+                           expected="layer in 0 .. n_layers - 1, head in 0 .. n_heads - 1 (negative indices must not "
+                                    "wrap around) and kind 'zero' or 'mean': check them before anything else")
     assert not attached_hooks(model), "a rejected call should not leave hooks attached"
 
 
@@ -563,6 +597,7 @@ def test_ov_score_on_the_lite_model(impl, lite2):
             expected = (eig.sum().real / eig.abs().sum()).item()
             out = impl.ov_copying_score(lite2, layer, head)
             assert abs(out - expected) < 1e-3, f"lite model head {layer}.{head}: got {out:.4f}, expected {expected:.4f}"
-    for layer, head in [(lite2.cfg.n_layers, 0), (0, lite2.cfg.n_heads)]:
-        with pytest.raises(ValueError):
-            impl.ov_copying_score(lite2, layer, head)
+    for layer, head in [(lite2.cfg.n_layers, 0), (0, lite2.cfg.n_heads), (-1, 0), (0, -1)]:
+        expect_value_error(impl.ov_copying_score, lite2, layer, head, what=f"ov_copying_score(model, {layer}, {head})",
+                           expected=f"layer in 0 .. {lite2.cfg.n_layers - 1} and head in 0 .. {lite2.cfg.n_heads - 1}; "
+                                    f"negative indices must not wrap around")

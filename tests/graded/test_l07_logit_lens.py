@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated
+from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
 
 LESSON = "l07_logit_lens"
 
@@ -332,8 +332,24 @@ def test_top_tokens_table_marks_correct_guesses(impl, text_model):
         "the last layer's top guess is the next token at positions 1, 3, 4 and 7, but correct is False there"
     assert not correct[:, -1].any(), "at the last position there is no next token: correct must be False"
     assert torch.equal(correct, expected), "correct should be True exactly where token_id == tokens[pos + 1]"
-    with pytest.raises(ValueError):
-        impl.top_tokens_table(text_model, torch.stack([tokens, tokens]), 1)  # two sequences: not one table
+    expect_value_error(impl.top_tokens_table, text_model, torch.stack([tokens, tokens]), 1,
+                       what="top_tokens_table on a [2, pos] tensor",
+                       expected="it takes one sequence, [pos] or [1, pos]")
+    V = text_model.cfg.d_vocab
+    for k in (0, V + 1):
+        expect_value_error(impl.top_tokens_table, text_model, tokens, k, what=f"top_tokens_table(model, tokens, k={k})",
+                           expected=f"k must be in 1 .. d_vocab = {V}")
+    short = tokens[:4]
+    try:
+        everything = impl.top_tokens_table(text_model, short, V)  # every token is a guess at every position
+    except ValueError as err:
+        pytest.fail(f"k = d_vocab = {V} is allowed (1 <= k <= d_vocab), but it raised: {err}")
+    assert len(everything) == (L + 1) * len(short) * V, \
+        f"with k = d_vocab the table should have (n_layers + 1) * pos * d_vocab = {(L + 1) * len(short) * V} rows"
+    last = everything[everything["pos"] == len(short) - 1]
+    assert not last["correct"].astype(bool).any(), \
+        ("at the last position there is no next token, so no guess is correct (did the next token wrap around to "
+         "tokens[0]?)")
 
 
 # ---------------------------------------------------------------- kl_to_final
@@ -356,6 +372,9 @@ def test_kl_to_final_values(impl):
             (logits.log_softmax(-2)[-1].exp() * (logits.log_softmax(-2)[-1] - logits.log_softmax(-2))).sum(-1),
         "it uses raw logits instead of log-probabilities: apply log_softmax first":
             (logits[-1].softmax(-1) * (logits[-1] - logits)).sum(-1),
+        "every layer is compared with row 0 (the embeddings): the final distribution is the LAST row":
+            (logp[0].exp() * (logp[0] - logp)).sum(-1),
+        "it is in bits (log base 2): use natural logarithms (nats), as log_softmax gives": expected / math.log(2),
     }
     for mistake, wrong in mistakes.items():
         if same_values(got, wrong, atol=1e-4) and not same_values(got, expected, atol=1e-4):
@@ -439,6 +458,11 @@ def test_correct_token_rank_matches_loop(impl):
     assert torch.equal(got.long(), expected), \
         ("ranks differ from a count of strictly larger logits; argsort gives token ids, not ranks "
          "(rank = (logits > logits of the target).sum(-1))")
+    tied = torch.randint(0, 4, (3, 2, 6, 13), generator=gen(13)).float()  # few distinct values: many ties
+    got = assert_shape(impl.correct_token_rank(tied, tokens), (3, 2, 5), "correct_token_rank on tied logits")
+    assert torch.equal(got.long(), ref_rank(tied, tokens)), \
+        ("with tied logits the ranks are wrong: count only the tokens with a strictly larger logit, so a token "
+         "tied with the target does not push it down (ties share the better rank, whatever their ids)")
 
 
 # ---------------------------------------------------------------- train_tuned_lens
@@ -557,8 +581,9 @@ def test_tuned_lens_beats_logit_lens(impl, ln_model):
         (f"after 60 steps the tuned lens should get about as low as a reference (and at least halve the logit "
          f"lens's KL) at every layer. {report}. "
          f"Check that each translator's output goes through ln_final and the unembedding, that the loss is "
-         f"KL(final || translated) with the model's final distribution as a fixed target, and that every "
-         f"translator but the last is given to the optimizer.")
+         f"KL(final || translated) with the model's final distribution as a fixed target, that every "
+         f"translator but the last is given to one optimizer created before the loop, and that every step "
+         f"clears the old gradients (optimizer.zero_grad()).")
     first = impl.train_tuned_lens(ln_model, tokens, steps=5, lr=0.03)
     again = impl.train_tuned_lens(ln_model, tokens, steps=5, lr=0.03)
     assert all(torch.allclose(a.weight, b.weight, atol=1e-5) for a, b in zip(first, again)), \

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated
+from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated, expect_value_error
 
 LESSON = "l08_superposition"
 
@@ -124,6 +124,31 @@ def test_toymodel_parameters(impl):
     assert not torch.allclose(W[0], W[1]), "each instance should get its own random W[k]"
     assert (model.n_features, model.n_hidden, model.n_instances) == (5, 2, 3), \
         "keep n_features, n_hidden and n_instances as attributes"
+    # Xavier normal: mean 0, std sqrt(2 / (n_hidden + n_features)), measured on 120,000 weights
+    n_features, n_hidden = 400, 100
+    torch.manual_seed(0)
+    W = assert_finite(impl.ToyModel(n_features, n_hidden, 3).W.detach(), "model.W")
+    W = assert_shape(W, (3, n_hidden, n_features), "model.W ([n_instances, n_hidden, n_features])")
+    want = math.sqrt(2 / (n_hidden + n_features))
+    mean, std = W.mean().item(), W.std().item()
+    named = {"std 1: torch.randn is not scaled": 1.0,
+             "the factor 2 is missing, sqrt(1 / (n_hidden + n_features))": math.sqrt(1 / (n_hidden + n_features)),
+             "that is Kaiming's sqrt(2 / n_features), not Xavier's": math.sqrt(2 / n_features),
+             "that is the variance 2 / (n_hidden + n_features), not its square root": 2 / (n_hidden + n_features),
+             "nn.init.xavier_normal_ on the whole 3-D tensor counts n_instances and n_features into its fans: "
+             "initialise each instance's [n_hidden, n_features] matrix on its own":
+                 math.sqrt(2 / (n_features * (n_hidden + 3)))}
+    for mistake, value in named.items():
+        if abs(std - value) < 0.03 * value:
+            pytest.fail(f"the initial weights have std {std:.4f}, expected sqrt(2 / (n_hidden + n_features)) = "
+                        f"{want:.4f}: {mistake}.")
+    assert abs(mean) < 0.02 * std, (f"the initial weights have mean {mean:.4f}; Xavier-normal weights have mean 0 "
+                                    f"(torch.randn, not torch.rand)")
+    assert abs(std - want) < 0.03 * want, (f"the initial weights have std {std:.4f}, expected Xavier normal "
+                                           f"sqrt(2 / (n_hidden + n_features)) = {want:.4f}")
+    within = (W.abs() < want).float().mean().item()  # a normal distribution has 68.3% within one std
+    assert abs(within - 0.683) < 0.01, (f"{within:.1%} of the initial weights lie within one std of 0; a normal "
+                                        f"distribution has 68.3%: draw them with torch.randn")
 
 
 @pytest.mark.exercise("ToyModel", points=2)
@@ -179,6 +204,11 @@ def test_toymodel_is_differentiable(impl):
     for name in ("W", "b_final"):
         grad = getattr(model, name).grad
         assert grad is not None and grad.abs().sum() > 0, f"no gradient reached model.{name}"
+    W = model.W.detach().clone().requires_grad_(True)
+    b = model.b_final.detach().clone().requires_grad_(True)
+    loop_forward(W, b, x).sum().backward()
+    assert_close(model.W.grad, W.grad, "the gradient of model(x).sum() with respect to W", atol=1e-4,
+                 hint="W is used twice, in h = W x and in W^T h: both uses must stay in the graph (no .detach()).")
 
 
 # ---------------------------------------------------------------- sparse_feature_batch
@@ -253,9 +283,11 @@ def test_batch_rejects_bad_probability(impl):
     bad = [(1.5, 1), (-0.1, 1), (torch.tensor([0.5, 1.2]), 2), (torch.tensor([-0.01, 0.5]), 2),
            (torch.tensor([0.1, 0.2, 0.3]), 2)]
     for p, n_instances in bad:
-        with pytest.raises(ValueError) as err:
-            impl.sparse_feature_batch(4, 3, p, n_instances)
-        assert str(err.value).strip(), f"the ValueError for feature_probability={p} should say what was expected"
+        shown = [round(v, 3) for v in p.tolist()] if isinstance(p, torch.Tensor) else p
+        message = expect_value_error(impl.sparse_feature_batch, 4, 3, p, n_instances,
+                                     what=f"sparse_feature_batch(4, 3, {shown}, n_instances={n_instances})",
+                                     expected="probabilities lie in [0, 1], and a tensor has shape [n_instances]")
+        assert message.strip(), f"the ValueError for feature_probability={shown} should say what was expected"
     for p in (0.0, 1.0, torch.tensor([0.0, 1.0])):
         impl.sparse_feature_batch(4, 3, p, 2)  # the edges of [0, 1] are allowed
 
@@ -330,8 +362,9 @@ def spy(fn, calls):
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        calls.append(dict(bound.arguments))
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        calls.append({**bound.arguments, "returned": out})
+        return out
 
     return wrapper
 
@@ -367,6 +400,10 @@ def test_train_returns_losses_and_trains_in_place(isolated):
         pytest.fail("sparse_feature_batch got 1 - feature_probability: sparsity semantics swapped. Pass "
                     "feature_probability on unchanged; it already is the chance a feature is present.")
     assert torch.allclose(fp, torch.tensor(0.3)), f"pass feature_probability (0.3) on, not {fp.tolist()}"
+    assert not torch.equal(batches[0]["returned"], batches[1]["returned"]), \
+        ("the first two steps trained on the same batch: seed one torch.Generator with `seed` before the loop "
+         "and pass that same generator to every sparse_feature_batch call (a generator seeded anew every step "
+         "draws the same batch again)")
     assert len(loss_calls) == 60, (f"importance_weighted_loss was called {len(loss_calls)} times in 60 steps; "
                                    f"compute the loss of every step with it")
     imp = torch.as_tensor(loss_calls[0]["importance"], dtype=torch.float32)
@@ -427,8 +464,8 @@ def test_train_superposition_appears_with_sparsity(isolated):
     W = model.W.detach()
     norms = W.norm(dim=1)
     hint = ("Check that every step draws a new batch with feature_probability (the chance a feature is present), "
-            "weights the loss by importance, clears old gradients (optimizer.zero_grad()) and steps the "
-            "optimizer on the model's parameters.")
+            "weights the loss by importance, clears old gradients (optimizer.zero_grad()) and steps one Adam "
+            "optimizer, created once before the loop, on the model's parameters.")
     dense = norms[0]
     assert (dense[:2] > 0.8).all() and (dense[2:] < 0.25).all(), \
         (f"dense features (p=1) should give the 2 most important features norm ~1 and drop the other 3; "
