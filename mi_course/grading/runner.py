@@ -21,7 +21,7 @@ from mi_course.grading.exercise_files import ExerciseId
 from mi_course.grading.impl import impl_folder
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.grading.report import ExerciseResult, format_table, read_jsonl, summarize
-from mi_course.grading.worker import start_worker
+from mi_course.grading.worker import PLUGIN_ARGS, PLUGIN_ENV, start_worker
 from mi_course.paths import repo_root
 
 LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
@@ -43,16 +43,14 @@ def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
 def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
                 impl: str) -> tuple[int | str, str]:
     """(exit code or 'timeout' when it ran past ``wall_limit`` seconds, its output) of one pytest process."""
-    # Only the plugins grading needs (pytest-timeout and the course's, from pyproject): other installed
-    # plugins (anyio, jaxtyping, ...) add start-up time and nothing to a grade.
     cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
-           "-q", "--no-header", "-p", "pytest_timeout", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+           "-q", "--no-header", *PLUGIN_ARGS, "-o", "console_output_style=classic"]
     if test_timeout:
         cmd += ["--timeout", str(test_timeout)]
     # One torch thread unless asked otherwise: graded tests use small tensors, where extra threads only
     # contend with the notebook's kernel that called check().
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+           **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1", **PLUGIN_ENV}
     worker = start_worker()
     if worker is not None:
         try:  # a child forked from the warm worker: the same run without paying the imports

@@ -32,6 +32,11 @@ import time
 FORK_ENV = "MI_COURSE_GRADE_FORK"  # "0": no worker, a fresh pytest process per run
 EXCLUDED_ROOTS = ("exercises", "solutions", "tests")  # never imported by the worker itself
 REPLY_GRACE = 30.0  # seconds past a run's wall limit before the worker itself is presumed stuck
+# Only the plugins grading needs (pytest-timeout, and the course's from pyproject's addopts): other installed
+# plugins (anyio, jaxtyping, ...) add start-up time and nothing to a grade. The runner and the rehearsal
+# below both use these, so a child imports nothing the rehearsal did not.
+PLUGIN_ARGS = ("-p", "pytest_timeout", "-p", "no:cacheprovider")
+PLUGIN_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def fork_available() -> bool:
@@ -65,16 +70,12 @@ def warm(root: str | None) -> None:
     import torch
 
     torch.set_num_threads(1)  # no OpenMP pool in the parent: a child forked after one was used can hang
-    for module in ("pytest", "pytest_timeout", "transformer_lens", "mi_course", "mi_course.grading.plugin",
-                   "mi_course.grading.asserts", "mi_course.models.registry"):
+    modules = ["pytest", "pytest_timeout", "transformer_lens", "mi_course", "mi_course.grading.plugin",
+               "mi_course.grading.asserts", "mi_course.models.registry", *(_test_imports(root) if root else [])]
+    for module in modules:
         try:
             importlib.import_module(module)
         except Exception:  # a warm-up import that fails costs speed, never a result
-            pass
-    for module in _test_imports(root) if root else []:
-        try:
-            importlib.import_module(module)
-        except Exception:
             pass
     try:  # the first optimizer step imports torch._dynamo (seconds): pay it here, not in a learner's check
         weight = torch.nn.Parameter(torch.zeros(2))
@@ -99,13 +100,15 @@ def _rehearse(root: str) -> None:
     err = os.dup(2)
     os.dup2(quiet, 2)
     try:
-        os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-        pytest.main([os.path.join(root, "tests", "graded"), "--collect-only", "-q", "-p", "pytest_timeout",
-                     "-p", "no:cacheprovider", "--impl", "solutions"])
+        os.environ.update(PLUGIN_ENV)
+        pytest.main([os.path.join(root, "tests", "graded"), "--collect-only", "-q", *PLUGIN_ARGS,
+                     "--impl", "solutions"])
     except BaseException:  # a rehearsal that fails costs speed, never a result
         pass
     finally:
         os.dup2(err, 2)
+        os.close(err)
+        os.close(quiet)
         os.environ.clear()
         os.environ.update(saved)
     for name in [n for n in sys.modules if n.split(".")[0] in EXCLUDED_ROOTS or n.startswith("test_l")]:
