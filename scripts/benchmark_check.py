@@ -25,25 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mi_course.grading.report import read_jsonl  # noqa: E402
-from mi_course.grading.runner import check, graded_test_files  # noqa: E402
+from mi_course.build import collect_exercises  # noqa: E402
+from mi_course.grading.runner import check  # noqa: E402
 from mi_course.grading.worker import FORK_ENV, start_worker, stop_worker  # noqa: E402
 
 
 def exercise_ids(lessons: list[str] | None) -> list[str]:
-    """Every graded exercise id, from a collection of the graded tests."""
-    import tempfile
-
-    ids: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for lesson, path in graded_test_files(lessons).items():
-            jsonl = Path(tmp) / f"{lesson}.jsonl"
-            subprocess.run([sys.executable, "-m", "pytest", str(path), "--collect-only", "-q", "--impl", "solutions",
-                            "--grade-jsonl", str(jsonl), "-p", "no:cacheprovider"], cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            collected, _ = read_jsonl(jsonl)
-            ids += sorted({exercise for exercise, _ in collected.values()})
-    return ids
+    """Every graded exercise id (of ``lessons`` only, if given), as the Classroom workflow lists them."""
+    wanted = {lesson.zfill(2) for lesson in lessons or []}
+    return [e for e in collect_exercises() if not wanted or e[:2] in wanted]
 
 
 def time_checks(ids: list[str], impl: str, repeat: int) -> dict[str, list[float]]:
