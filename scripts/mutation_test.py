@@ -29,13 +29,10 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import gc
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -51,7 +48,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from mi_course.grading.exercise_files import (SOLUTION_BEGIN, SOLUTION_END, lesson_modules,  # noqa: E402
                                              regions, replace_region)
-from mi_course.grading.report import read_jsonl  # noqa: E402
+from mi_course.grading.runner import grade  # noqa: E402
+from mi_course.grading.worker import FORK_ENV  # noqa: E402
 from mi_course.paths import repo_root  # noqa: E402
 
 ROOT = repo_root()
@@ -59,7 +57,6 @@ MUTANTS_DIR = ROOT / "tests" / "mutants"
 SOLUTIONS = ROOT / "solutions"
 GRADED = ROOT / "tests" / "graded"
 TEST_TIMEOUT = 60  # seconds per test: a mutant that hangs is killed, as the grader would report it
-PROCESS_TIMEOUT = 300  # seconds for one mutant's whole pytest process
 
 
 class MutantError(ValueError):
@@ -217,110 +214,21 @@ def _copy_solutions(dest: Path) -> None:
         shutil.copy2(path, dest / path.name)
 
 
-def pytest_args(folder: Path, lesson: str, exercises: list[str], jsonl: Path) -> list[str]:
-    """The pytest command line (after ``python -m pytest``) that grades ``exercises`` of ``lesson`` on ``folder``,
-    stopping at the first failure: one is enough to kill a mutant."""
-    args = [str(graded_test_file(lesson)), "--impl", str(folder), "--grade-jsonl", str(jsonl), "-x", "-q",
-            "--no-header", "-p", "no:cacheprovider", "--timeout", str(TEST_TIMEOUT),
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # modules the forking parent imported first
-    return args + [a for e in exercises for a in ("--exercise", f"{lesson}.{e}")]
-
-
-def _pytest_in_subprocess(args: list[str], log: Path) -> int | str:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("MI_COURSE_IMPL", None)
-    with open(log, "w") as out:
-        try:
-            return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, timeout=PROCESS_TIMEOUT).returncode
-        except subprocess.TimeoutExpired:
-            return "timeout"
-
-
-def _pytest_in_fork(args: list[str], log: Path) -> int | str:
-    """pytest.main in a forked child of this process, which has imported torch and TransformerLens once
-    (about 5 s saved per mutant); the child's output goes to ``log``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into the parent's code
-        code = 3
-        try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.chdir(ROOT)
-            os.environ.pop("MI_COURSE_IMPL", None)
-            import pytest
-
-            code = int(pytest.main(args))
-        except BaseException:  # noqa: BLE001 - reported through the log and the exit code
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    deadline = time.monotonic() + PROCESS_TIMEOUT
-    try:
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-    except BaseException:  # Ctrl-C: do not leave the child running
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return "timeout"
-
-
-def preload() -> None:
-    """Import what every graded test file needs, once, before forking."""
-    import pandas  # noqa: F401
-    import pytest  # noqa: F401
-    import torch
-    import transformer_lens  # noqa: F401
-
-    import mi_course.grading.plugin  # noqa: F401
-
-    torch.set_num_threads(1)
-    weight = torch.nn.Parameter(torch.zeros(1))  # an optimizer's first step imports torch._dynamo (seconds)
-    optimizer = torch.optim.Adam([weight])
-    weight.sum().backward()
-    optimizer.step()
-    # pytest calls gc.collect() several times per session (1 s over torch's objects); frozen objects are skipped
-    gc.freeze()
-
-
-def grade_folder(folder: Path, lesson: str, exercises: list[str], fork: bool = True) -> tuple[str, str, str]:
-    """Run the graded tests of ``exercises`` (names in ``lesson``) on ``folder``: (status, test, message),
-    status "passed", "failed" (a test failed, crashed or hung) or "error" (nothing collected, a usage error)."""
-    jsonl, log = folder / "results.jsonl", folder / "pytest.log"
-    args = pytest_args(folder, lesson, exercises, jsonl)
-    rc = _pytest_in_fork(args, log) if fork else _pytest_in_subprocess(args, log)
-    collected, results = read_jsonl(jsonl)
-    failing = [(n, results[n]) for n in collected if n in results and results[n][0] != "passed"]
+def grade_folder(folder: Path, lesson: str, exercises: list[str]) -> tuple[str, str, str]:
+    """Grade ``exercises`` (names in ``lesson``) on ``folder`` with the course's own grader (the warm
+    worker's forked children, or a fresh pytest process each with MI_COURSE_GRADE_FORK=0): (status, test,
+    message), status "passed", "failed" (a test failed, crashed or hung) or "error" (nothing was graded)."""
+    rows = grade(str(folder), exercises=[f"{lesson}.{e}" for e in exercises], test_timeout=TEST_TIMEOUT)
+    failing = [r for r in rows if r.points_earned < r.points_possible]
     if failing:
-        nodeid, (kind, message) = failing[0]
-        return "failed", nodeid.split("::")[-1], f"[{kind}] {message}"
-    if rc == "timeout":
-        return "failed", "", "[timeout] the test process ran past its limit"
-    unfinished = [n for n in collected if n not in results]
-    if rc not in (0, 5) and unfinished:  # the process died inside this test
-        return "failed", unfinished[0].split("::")[-1], f"[crashed] the test process died (exit code {rc})"
-    if rc == 0 and collected:
+        test, _, message = failing[0].message.partition(": ")
+        return "failed", test, f"[{failing[0].status}] {message}"
+    if rows and all(r.status == "passed" for r in rows):
         return "passed", "", ""
-    output = log.read_text(errors="replace") if log.exists() else ""
-    return "error", "", f"pytest exit code {rc}, {len(collected)} tests collected: {output[-1500:]}"
+    return "error", "", f"no graded tests ran for {', '.join(exercises)} of lesson {lesson}"
 
 
-def run_mutant(mutant: Mutant, fork: bool = True) -> Outcome:
+def run_mutant(mutant: Mutant) -> Outcome:
     start = time.perf_counter()
     outcome = Outcome(mutant.id, mutant.lesson, mutant.exercise, mutant.equivalent, "broken")
     with tempfile.TemporaryDirectory(prefix="mi-mutant-") as tmp:
@@ -332,14 +240,14 @@ def run_mutant(mutant: Mutant, fork: bool = True) -> Outcome:
         except MutantError as err:
             outcome.message = str(err)
             return outcome
-        status, test, message = grade_folder(folder, mutant.lesson, [mutant.exercise], fork)
+        status, test, message = grade_folder(folder, mutant.lesson, [mutant.exercise])
     outcome.status = {"failed": "killed", "passed": "survived"}.get(status, "broken")
     outcome.test, outcome.message = test, message
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
 
 
-def baseline(mutants: list[Mutant], fork: bool = True) -> list[str]:
+def baseline(mutants: list[Mutant]) -> list[str]:
     """Problems with the unmutated solutions: every selected exercise's tests must pass on a copy of them."""
     problems = []
     by_lesson: dict[str, list[str]] = {}
@@ -350,7 +258,7 @@ def baseline(mutants: list[Mutant], fork: bool = True) -> list[str]:
     for lesson, exercises in tqdm(sorted(by_lesson.items()), desc="baseline (unmutated)", unit="lesson"):
         with tempfile.TemporaryDirectory(prefix="mi-baseline-") as tmp:
             _copy_solutions(Path(tmp))
-            status, test, message = grade_folder(Path(tmp), lesson, exercises, fork)
+            status, test, message = grade_folder(Path(tmp), lesson, exercises)
         if status != "passed":
             problems.append(f"lesson {lesson}: the unmutated solutions do not pass ({status} {test}: {message})")
     return problems
@@ -410,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutant", action="append", help="only mutants whose id matches (shell pattern, repeatable)")
     parser.add_argument("--threshold", type=float, default=0.95, help="lowest acceptable overall kill rate")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="mutants graded at once, each in a new Python process (default 1: one process that "
-                             "imports torch once and forks a child per mutant, the fastest on 2 cores)")
+                        help="mutants graded at once, each in a new Python process (default 1: the course's warm "
+                             "grading worker forks a child per mutant, the fastest on 2 cores)")
     parser.add_argument("--json", type=Path, help="write every outcome to this file")
     parser.add_argument("--list", action="store_true", help="list the selected mutants and stop")
     parser.add_argument("--no-baseline", action="store_true", help="skip grading the unmutated solutions first")
@@ -426,21 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             print(f"{m.id:<48} {'(equivalent) ' if m.equivalent else ''}{m.description}")
         return 0
-    fork = args.jobs <= 1 and hasattr(os, "fork")
-    if fork:
-        preload()
-        tqdm.monitor_interval = 0  # no tqdm monitor thread in the process that forks
+    if args.jobs > 1:  # threads, each grading in fresh pytest processes (the warm worker takes one at a time)
+        os.environ[FORK_ENV] = "0"
     if not args.no_baseline:
-        problems = baseline(mutants, fork)
+        problems = baseline(mutants)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 2
-    if fork:
-        outcomes = [run_mutant(m) for m in tqdm(mutants, desc="mutants", unit="mutant")]
-    else:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            outcomes = list(tqdm(pool.map(lambda m: run_mutant(m, fork=False), mutants), total=len(mutants),
-                                 desc="mutants", unit="mutant"))
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(tqdm(pool.map(run_mutant, mutants), total=len(mutants), desc="mutants", unit="mutant"))
     print_report(outcomes, {m.id: m for m in mutants})
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
