@@ -8,7 +8,7 @@ VENV ?= .venv
 CONSTRAINTS ?= .ci/constraints.txt
 BIN := $(VENV)/bin
 
-.PHONY: install lab test grade run doctor
+.PHONY: install lab test grade run dry-run doctor browser-check
 
 $(BIN)/mi-course: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,5 +32,18 @@ grade: install
 run: install
 	$(BIN)/mi-course run
 
+# Every notebook in full mode with the real architectures at random weights, built offline (no download):
+# every full-mode cell executes once; claims that need trained weights say they were skipped.
+dry-run: install
+	$(BIN)/mi-course run --dry-run
+
 doctor: install
 	$(BIN)/mi-course doctor
+
+# A real-browser check in headless Chromium (Debian's package, installed here if missing): an executed lesson
+# in JupyterLab shows its figures, circuitsvis views and widgets with no news prompt, and its offline HTML
+# export (mi-course export) typesets the math. Screenshots in build/browser-check/.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser-check: install
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	$(BIN)/python scripts/browser_check.py

@@ -10,6 +10,7 @@ from mi_course.config import get_device, get_mode, seed_everything, set_device, 
 
 silence_known_warnings()
 
+from mi_course.claims import claim  # noqa: E402
 from mi_course.grading import check, grade  # noqa: E402
 from mi_course.models import ModelUnavailable, available_models, load_model, model_card  # noqa: E402
 from mi_course.notebook import setup_notebook  # noqa: E402
@@ -17,6 +18,6 @@ from mi_course.notebook import setup_notebook  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "ModelUnavailable", "available_models", "check", "get_device", "get_mode", "grade", "load_model",
+    "ModelUnavailable", "available_models", "check", "claim", "get_device", "get_mode", "grade", "load_model",
     "model_card", "seed_everything", "set_device", "set_mode", "setup_notebook",
 ]

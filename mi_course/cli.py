@@ -1,9 +1,10 @@
-"""The ``mi-course`` command: doctor, lab, run, grade, build."""
+"""The ``mi-course`` command: doctor, lab, run, export, grade, build."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -41,31 +42,80 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def cmd_lab(args) -> int:
+# JupyterLab's defaults for a learner: no "get notified about official Jupyter news?" toast, no update check.
+# Defaults only: a learner's own settings (and Settings > Notifications) still win.
+LAB_SETTING_DEFAULTS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                                        "checkForUpdates": False}}
+
+
+def lab_command(notebook_dir: Path | None = None, extra: list[str] | tuple = ()) -> tuple[list[str], dict]:
+    """The JupyterLab command line ``mi-course lab`` runs, and its environment.
+
+    The setting defaults go in a labconfig/default_setting_overrides.json on JUPYTER_CONFIG_PATH (written
+    under build/), which JupyterLab layers under the user's settings; the server is told not to fetch news
+    or check for updates either.
+    """
     from mi_course.paths import repo_root
 
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={repo_root() / 'notebooks'}", *args.extra]
-    return subprocess.call(cmd)
+    config_dir = repo_root() / "build" / "jupyter-config"
+    overrides = config_dir / "labconfig" / "default_setting_overrides.json"
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    overrides.write_text(json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n")
+    env = dict(os.environ)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(config_dir)] + ([env["JUPYTER_CONFIG_PATH"]]
+                                                                     if env.get("JUPYTER_CONFIG_PATH") else []))
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebook_dir or repo_root() / 'notebooks'}",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *extra]
+    return cmd, env
+
+
+def cmd_lab(args) -> int:
+    cmd, env = lab_command(extra=args.extra)
+    return subprocess.call(cmd, env=env)
 
 
 def cmd_run(args) -> int:
+    from mi_course.config import DRY_RUN_ENV
     from mi_course.lessons import notebook_paths, run_notebook
     from mi_course.paths import repo_root
 
-    out_dir = Path(args.out) if args.out else repo_root() / "build" / "notebooks"
+    mode = "full" if args.dry_run else args.mode
+    default_out = "notebooks-dry-run" if args.dry_run else "notebooks"
+    out_dir = Path(args.out) if args.out else repo_root() / "build" / default_out
     results = []
-    for path in notebook_paths(args.notebooks):
-        print(f"running {path.name} ...", flush=True)
-        result = run_notebook(path, out_dir, cell_timeout=args.cell_timeout, impl=args.impl, mode=args.mode)
-        if result.status == "ok" and args.limit and result.seconds > args.limit:
-            result.status, result.error = "too slow", f"took {result.seconds:.0f}s, limit {args.limit:.0f}s"
-        results.append(result)
+    dry_run_before = os.environ.get(DRY_RUN_ENV)
+    if args.dry_run:  # the kernels inherit it: full mode builds random-weight models offline
+        os.environ[DRY_RUN_ENV] = "1"
+    try:
+        for path in notebook_paths(args.notebooks):
+            print(f"running {path.name} ({mode} mode{', dry run' if args.dry_run else ''}) ...", flush=True)
+            result = run_notebook(path, out_dir, cell_timeout=args.cell_timeout, impl=args.impl, mode=mode)
+            if result.status == "ok" and args.limit and result.seconds > args.limit:
+                result.status, result.error = "too slow", f"took {result.seconds:.0f}s, limit {args.limit:.0f}s"
+            results.append(result)
+    finally:
+        if dry_run_before is None:
+            os.environ.pop(DRY_RUN_ENV, None)
+        else:
+            os.environ[DRY_RUN_ENV] = dry_run_before
     width = max([8] + [len(r.notebook) for r in results])
     print(f"\n{'notebook':<{width}}  {'seconds':>7}  status")
     for r in results:
         print(f"{r.notebook:<{width}}  {r.seconds:7.1f}  {r.status}{': ' + r.error if r.error else ''}")
     print(f"executed copies in {out_dir}")
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def cmd_export(args) -> int:
+    from mi_course.export import export_html, export_sources
+    from mi_course.paths import repo_root
+
+    out_dir = Path(args.out) if args.out else repo_root() / "build" / "html"
+    for path, executed in export_sources(args.notebooks):
+        out = export_html(path, out_dir)
+        note = "" if executed else "  (no outputs: `mi-course run` it first to include them)"
+        print(f"{path.name} -> {out} ({out.stat().st_size / 1e6:.1f} MB){note}")
+    return 0
 
 
 def cmd_grade(args) -> int:
@@ -106,7 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     p.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may take")
     p.add_argument("--limit", type=float, default=None, help="seconds one notebook may take (else 'too slow')")
+    p.add_argument("--dry-run", action="store_true",
+                   help="full mode with the real architectures at random weights, built offline "
+                        "(MI_COURSE_DRY_RUN=1); copies go to build/notebooks-dry-run")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("export", help="standalone HTML that works offline (math, figures, circuitsvis views)")
+    p.add_argument("notebooks", nargs="+", help="names, numbers (executed copy from `mi-course run` if there "
+                                               "is one) or .ipynb paths")
+    p.add_argument("--out", default=None, help="folder for the HTML files (default build/html)")
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("grade", help="grade the exercises and print points per exercise")
     p.add_argument("--impl", default=os.environ.get("MI_COURSE_IMPL") or "exercises",

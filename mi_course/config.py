@@ -7,6 +7,10 @@ Modes:
 
 Set with the environment variable ``MI_COURSE_MODE`` or :func:`set_mode`; the device with
 ``MI_COURSE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ...) or :func:`set_device`.
+
+Dry run: ``MI_COURSE_DRY_RUN=1`` (``mi-course run --dry-run``, ``make dry-run``) makes full mode build the real
+architectures at random weights, offline (:mod:`mi_course.models.dry_run`), so that every full-mode cell can
+be executed without a network; claims that need trained weights are skipped (:func:`mi_course.claim`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 MODES = ("full", "lite", "auto")
 MODE_ENV = "MI_COURSE_MODE"
 DEVICE_ENV = "MI_COURSE_DEVICE"
+DRY_RUN_ENV = "MI_COURSE_DRY_RUN"
 
 _mode_override: str | None = None
 _device_override: str | None = None
@@ -54,6 +59,17 @@ def set_mode(mode: str | None) -> None:
     """Set the course-wide mode for this process (``None`` goes back to the environment)."""
     global _mode_override
     _mode_override = None if mode is None else _check_mode(mode)
+
+
+def dry_run() -> bool:
+    """Whether this is a dry run: full mode builds its models at random weights, offline (MI_COURSE_DRY_RUN=1)."""
+    return os.environ.get(DRY_RUN_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def random_weights() -> bool:
+    """Whether the course's models are random stand-ins here (a dry run in full mode): claims about what
+    trained models do cannot be checked."""
+    return dry_run() and get_mode() == "full"
 
 
 def get_device() -> torch.device:

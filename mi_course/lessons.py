@@ -7,7 +7,8 @@ Sources live in ``notebooks/src/NN_name.py`` in the percent format (``# %%`` sta
     # %% [exercise] 08.ToyModel  a %%exercise cell holding that exercise's stub, cut from the stubs that
                                  solutions/ generates, so notebook, exercises/ and solutions/ never drift
 
-``build_notebook`` makes the ``.ipynb``; ``run_notebook`` executes one with nbclient.
+``build_notebook`` makes the ``.ipynb``; ``run_notebook`` executes one with nbclient and signs the
+executed copy, so JupyterLab trusts it and shows its circuitsvis views (HTML with JS) without `jupyter trust`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,69 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return out
 
 
+def executed_dir() -> Path:
+    """Where ``mi-course run`` writes executed copies."""
+    return repo_root() / "build" / "notebooks"
+
+
+def trust_notebook(path: Path) -> bool:
+    """Sign the notebook at ``path`` in the user's Jupyter signature database, the one JupyterLab reads.
+
+    A notebook the course itself just executed is as trusted as the learner's own run. Unsigned, JupyterLab
+    drops the scripts of its HTML outputs (every circuitsvis view is an empty box) and leaves its saved
+    widgets unrendered. Signs the file as written (read back), so the signature matches what JupyterLab
+    loads. False if it could not sign.
+    """
+    import sqlite3
+
+    from nbformat.sign import NotebookNotary
+
+    try:
+        notary = NotebookNotary()
+        Path(notary.data_dir).mkdir(parents=True, exist_ok=True)  # a new user may not have one yet
+        notary.sign(nbformat.read(path, as_version=4))
+    except (OSError, sqlite3.Error) as err:
+        print(f"could not mark {Path(path).name} trusted ({err}); run `jupyter trust {path}`")
+        return False
+    return True
+
+
+def _polling_client(nb, **kwargs):
+    """An nbclient ``NotebookClient`` that waits for each cell's reply in short slices.
+
+    nbclient waits for a cell's ``execute_reply`` with one long poll; with widget messages in flight that
+    poll can miss a reply that has already arrived and sit out the whole cell timeout (jupyter/nbclient#312,
+    seen here in about one run in six of a lesson with explorers). Polling the channel again every half
+    second finds the reply at once."""
+    from queue import Empty
+
+    from jupyter_core.utils import ensure_async
+    from nbclient import NotebookClient
+
+    class PollingClient(NotebookClient):
+        async def _async_poll_for_reply(self, msg_id, cell, timeout, *tasks):
+            channel = self.kc.shell_channel
+            get_msg = channel.get_msg
+
+            async def sliced(timeout=None, **kw):
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while True:
+                    left = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+                    try:
+                        return await ensure_async(get_msg(timeout=left, **kw))
+                    except Empty:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            raise
+
+            channel.get_msg = sliced
+            try:
+                return await super()._async_poll_for_reply(msg_id, cell, timeout, *tasks)
+            finally:
+                channel.get_msg = get_msg
+
+    return PollingClient(nb, **kwargs)
+
+
 @dataclass
 class RunResult:
     notebook: str
@@ -128,8 +192,8 @@ class RunResult:
 
 def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str = "solutions",
                  mode: str = "lite") -> RunResult:
-    """Execute a notebook top to bottom (lite mode, the solutions by default) and save the executed copy."""
-    from nbclient import NotebookClient
+    """Execute a notebook top to bottom (lite mode, the solutions by default) and save the executed copy,
+    signed as trusted."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     path = Path(path)
@@ -139,7 +203,7 @@ def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str =
     start = time.perf_counter()
     status, error = "ok", ""
     try:
-        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+        client = _polling_client(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute()
     except CellTimeoutError as err:
@@ -159,4 +223,5 @@ def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
+    trust_notebook(out_dir / path.name)
     return RunResult(path.stem, status, seconds, error)

@@ -6,7 +6,8 @@ import platform
 
 import torch
 
-from mi_course.config import get_device, get_mode, requested_mode, seed_everything, silence_known_warnings
+from mi_course.config import (get_device, get_mode, random_weights, requested_mode, seed_everything,
+                              silence_known_warnings)
 
 
 def setup_notebook(lesson: str, seed: int = 0) -> None:
@@ -29,5 +30,7 @@ def setup_notebook(lesson: str, seed: int = 0) -> None:
         start_worker()  # warms up in the background while the learner reads: check() then answers in ~1 s
     mode, asked = get_mode(), requested_mode()
     why = "" if asked != "auto" else (" (auto: a GPU is present)" if mode == "full" else " (auto: no GPU)")
+    if random_weights():
+        why += " (dry run: the real architectures at random weights, built offline)"
     print(f"mi-course lesson {lesson}: mode {mode}{why}, device {get_device()}, "
           f"torch {torch.__version__}, python {platform.python_version()}")

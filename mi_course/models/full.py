@@ -3,6 +3,9 @@
 Each loader first checks whether its weights are cached or its host answers (2 s probe). Offline with
 nothing cached it raises :class:`OfflineError` at once, instead of letting a hub client retry for half a
 minute; offline with a cache it tells the Hugging Face clients to use the cache only (HF_HUB_OFFLINE).
+
+In a dry run (``MI_COURSE_DRY_RUN=1``) every loader builds the same architecture at random weights instead,
+offline and without probing (:mod:`mi_course.models.dry_run`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from mi_course.config import network_available
+from mi_course.config import dry_run, network_available
+from mi_course.models import dry_run as offline
 
 HF_HOST = "huggingface.co"
 
@@ -64,6 +68,8 @@ def inceptionv1(**kwargs) -> nn.Module:
     from lucent.modelzoo.inceptionv1 import InceptionV1
     from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
 
+    if dry_run():
+        return offline.inceptionv1(**kwargs)
     _need_url(model_urls["inceptionv1"])
     return InceptionV1(pretrained=True, **kwargs)
 
@@ -71,6 +77,8 @@ def inceptionv1(**kwargs) -> nn.Module:
 def alexnet(**kwargs) -> nn.Module:
     from torchvision.models import AlexNet_Weights, alexnet as tv_alexnet
 
+    if dry_run():
+        return Normalized(offline.torchvision_model("alexnet", **kwargs))
     _need_url(AlexNet_Weights.DEFAULT.url)
     return Normalized(tv_alexnet(weights=AlexNet_Weights.DEFAULT, **kwargs))
 
@@ -81,6 +89,8 @@ def hooked(name: str):
     def load(**kwargs):
         from transformer_lens import HookedTransformer
 
+        if dry_run():
+            return offline.hooked_transformer(name, **kwargs)
         _hf_offline_if_unreachable()
         try:
             return HookedTransformer.from_pretrained(name, **kwargs)
@@ -97,6 +107,8 @@ def hooked(name: str):
 def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook_resid_pre", **kwargs):
     from sae_lens import SAE
 
+    if dry_run():
+        return offline.saelens_sae(release, sae_id, **kwargs)
     _hf_offline_if_unreachable()
     try:
         return SAE.from_pretrained(release, sae_id, **kwargs)
@@ -108,6 +120,8 @@ def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook
 
 def availability(loader) -> str:
     """A word for ``mi-course doctor``: can full mode load this here?"""
+    if dry_run():
+        return "dry run: random weights"
     name = getattr(loader, "__name__", "")
     if name == "inceptionv1":
         from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls

@@ -11,6 +11,7 @@ Adding a lite organism means training it with its script, which writes that fold
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -112,7 +113,8 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
                 f"mode (set MI_COURSE_MODE=lite, or call mi_course.set_mode('lite')) to use the shipped models."
             ) from None
     device = get_device() if device is None else device
-    if hasattr(getattr(model, "cfg", None), "device"):  # TransformerLens prints on every move unless told not to
+    # TransformerLens prints on every move unless told not to; other models with a cfg.device (SAELens) do not
+    if "print_details" in inspect.signature(model.to).parameters:
         model = model.to(device, print_details=False)
     else:
         model = model.to(device)

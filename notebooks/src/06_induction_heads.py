@@ -313,6 +313,25 @@ if measured:
     print("the model card's strongest induction head:", tuple(measured["induction_head"]))
 
 # %% [markdown]
+# ### Explore the heads yourself
+#
+# Now that your scores work, the explorer below uses the course's own versions of them so you can
+# browse every head. Move the sliders to pick a layer and a head. The heatmap is that head's attention
+# on the "Clara Thorne" sentence from section 2 (rows are queries, columns keys). The table gives its scores: previous-token on this sentence, and
+# previous-token, induction and duplicate-token on repeated random tokens, each with its rank among
+# all heads. Here is what to look for. In layer 0, a previous-token head shows a stripe just below the
+# diagonal. In layer 1, an induction head's row for the second "Clara" is dark under the first
+# "Thorne", the token that followed "Clara" last time. Compare the heads of layer 1: not every head
+# with a high induction score on random tokens does this on one short sentence. A duplicate-token head
+# (if the model has one) would look at the first "Clara" itself. You can also type your own sentence
+# into the box and press Enter; in lite mode a word outside the vocabulary shows up as `<unk>`.
+
+# %%
+from mi_course.explorers import attention_explorer
+
+attention_explorer(model, sentence, layer=1)
+
+# %% [markdown]
 # ## 7. Knocking heads out
 #
 # Attention scores show where a head *looks*, not whether that matters. To test what a head *does*,
@@ -438,7 +457,10 @@ if mi_course.get_mode() == "full":
     gpt2_scores = induction_scores(gpt2, seq_len=50, batch=8)
     plot_head_scores({"induction score, GPT-2 small": gpt2_scores}, size=0.6, fmt="{:.1f}")
     plt.show()
-    print("GPT-2 heads above 0.4:", find_induction_heads(gpt2, threshold=0.4, batch=8))
+    gpt2_heads = find_induction_heads(gpt2, threshold=0.4, batch=8)
+    print("GPT-2 heads above 0.4:", gpt2_heads)
+    mi_course.claim("GPT-2 small has induction heads (above 0.4), the strongest in a middle layer (4 to 8)",
+                    lambda: bool(gpt2_heads) and 4 <= gpt2_heads[0][0] <= 8)
     gpt2_tokens = gpt2.to_tokens(sentence)
     print(list(zip(gpt2.to_str_tokens(sentence)[1:], per_token_loss(gpt2, gpt2_tokens)[0].round(decimals=2).tolist())))
 else:

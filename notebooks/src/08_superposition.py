@@ -311,6 +311,24 @@ print("biases of the sparsest instance:", model.b_final[-1].detach().numpy().rou
 # long as features rarely arrive together.
 
 # %% [markdown]
+# ### A sparsity slider
+#
+# The explorer below trains *your* `ToyModel` with *your* `train_toy_model`: five features in two
+# dimensions, one instance per sparsity from $S = 0$ to $S = 0.98$, with importance $d^i$ for the
+# decay $d$ you pick. Each decay is trained once, the first time you choose it (about a second),
+# and after that the sliders only redraw. The arrows are the columns $W_i$, numbered, darker for more
+# important features. The table gives each feature's arrow length and bias, and counts a feature as
+# represented when its arrow is longer than 0.5. Slide the sparsity up from 0 and watch the count
+# rise: 2 orthogonal features, then antipodal pairs, then all five on a pentagon. Then lower the
+# decay. With importance falling fast ($d = 0.5$) the least important feature is not worth the
+# interference it would cause, and it stays dropped even at the highest sparsity.
+
+# %%
+from mi_course.explorers import superposition_explorer
+
+superposition_explorer(ToyModel, train_toy_model)
+
+# %% [markdown]
 # ## 5. Feature dimensionality
 #
 # How much of a dimension does each feature get? Elhage et al. define the **dimensionality** of feature
