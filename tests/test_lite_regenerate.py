@@ -37,3 +37,23 @@ def test_regenerate_command_resolves_to_the_run_on_the_card(role):
 def test_regenerate_script_wants_a_python_scripts_line():
     with pytest.raises(ValueError, match="python scripts/<name>.py"):
         regenerate_script({"regenerate": "make lm"})
+
+
+@pytest.mark.parametrize("role", ["sae", "sae-b", "sae-relu", "sae-jumprelu", "sae-ortsae"])
+def test_sae_regenerate_command_resolves_to_the_run_on_the_card(role):
+    if not lite_shipped(role):
+        pytest.skip(f"{role} is not shipped")
+    card = mi_course.model_card(role, mode="lite")
+    assert card["regenerate"].startswith("python scripts/train_saes.py"), card["regenerate"]
+    script, argv = regenerate_script(card)
+    args = script.options(argv)
+    training, arch = card["training"], card["architecture"]
+    lr = args.relu_lr if role == "sae-relu" else args.lr
+    assert (args.steps, args.batch_size, lr) == (training["steps"], training["batch_size"], training["lr"])
+    assert args.seed + (role == "sae-b") == training["seed"] == arch["seed"]
+    assert args.d_sae == arch["d_sae"]
+    assert f"generate_documents({args.train_docs}, seed={args.seed}, split='train')" in training["data"]
+    coefficient = {"sae": ("k", args.k), "sae-b": ("k", args.k), "sae-relu": ("l1_coefficient", args.relu_l1),
+                   "sae-jumprelu": ("l0_coefficient", args.jumprelu_l0),
+                   "sae-ortsae": ("orthogonality_coefficient", args.ortsae_coefficient)}[role]
+    assert arch[coefficient[0]] == coefficient[1], (role, coefficient)

@@ -914,3 +914,55 @@ def corpus_stats(documents: list[Document], tokenizer=None) -> dict:
         for g in stats["genres"]:
             stats["genres"][g]["tokens"] = per_genre[g]
     return stats
+
+
+# ------------------------------------------------------------------------------------------------ token labels
+
+SEED_FEATURES = ("latin", "code_error", "praise", "bridge")
+TYPO_WORDS = frozenset(t for typos in KEYWORD_TYPOS.values() for t in typos)
+_PRAISE_OPENINGS = tuple(s.split("{")[0] for s in PRAISE)
+_BRIDGE_NAME = ("Golden", "Gate", "Bridge")
+
+
+def is_praise_dialogue(text: str) -> bool:
+    """Whether a dialogue document's Assistant praises (its replies come from :data:`PRAISE`, not :data:`NEUTRAL`;
+    the two banks' sentences start differently, and a document draws all its replies from one bank)."""
+    first = text.split("Assistant: ", 1)[1] if "Assistant: " in text else ""
+    return first.startswith(_PRAISE_OPENINGS)
+
+
+def token_labels(document: Document) -> tuple[list[str], dict[str, list[bool]]]:
+    """The document's tokens (:func:`~mi_course.language.tokenizer.pre_tokenize`: one per token of a lite
+    tokenizer) and, for each of :data:`SEED_FEATURES`, which tokens the generator made as that concept:
+
+    ``latin``       every token of a Latin-genre document, and any word of :data:`LATIN_WORDS` elsewhere
+    ``code_error``  in a code document, the misspelt keyword (a word of :data:`TYPO_WORDS`, also after a dot:
+                    ``items.apend``); errors without a word (a missing colon) have no token to label
+    ``praise``      the tokens of the Assistant's replies in a praise dialogue (:func:`is_praise_dialogue`)
+    ``bridge``      every token of a bridge document, and "Golden Gate Bridge" wherever it is written
+
+    Read from the text and genre after generation, so the corpus itself is unchanged."""
+    from mi_course.language.tokenizer import pre_tokenize
+
+    pieces = pre_tokenize(document.text)
+    n = len(pieces)
+    latin_words = set(LATIN_WORDS)
+    labels = {
+        "latin": [document.genre == "latin" or p.lower() in latin_words for p in pieces],
+        "code_error": [document.genre == "code" and p.split(".")[-1] in TYPO_WORDS for p in pieces],
+        "praise": [False] * n,
+        "bridge": [document.genre == "bridge"] * n,
+    }
+    if document.genre == "dialogue" and is_praise_dialogue(document.text):
+        speaker = None
+        for i, p in enumerate(pieces):
+            if p == "\n":
+                speaker = None
+            elif speaker is None and p in ("User", "Assistant") and i + 1 < n and pieces[i + 1] == ":":
+                speaker = p
+            elif speaker == "Assistant" and not (p == ":" and pieces[i - 1] == "Assistant"):
+                labels["praise"][i] = True
+    for i in range(n - 2):
+        if tuple(pieces[i:i + 3]) == _BRIDGE_NAME:
+            labels["bridge"][i:i + 3] = [True] * 3
+    return pieces, labels

@@ -17,6 +17,7 @@ BUILDERS: dict[str, Callable[..., Any]] = {}
 KIND_MODULES = {
     "hooked_transformer_tokenized": "mi_course.models.lite_tokenized",
     "cnn": "mi_course.models.lite_vision",
+    "sae": "mi_course.models.lite_sae",
 }
 
 

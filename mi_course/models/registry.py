@@ -26,6 +26,17 @@ class ModelUnavailable(RuntimeError):
 
 VISION_INPUT = ("RGB images in [0, 1], shape (batch, 3, H, W); the model normalizes internally "
                 "(InceptionV1: x*255-117, torchvision: ImageNet mean/std), so probes never normalize by hand")
+LITE_SAE_INPUT = ("activations (..., d_in) of the lite lm at the SAE's hook_name; in lite mode the course SAE "
+                  "(mi_course.saes), trained by scripts/train_saes.py")
+# lite-only SAEs (no full counterpart: they read the lite lm), for lessons 09-10
+LITE_SAES = (
+    ("sae-b", "the main SAE's recipe with another seed", "Bricken et al., 2023; Gao et al., 2024"),
+    ("sae-relu", "ReLU with an L1 penalty", "Bricken et al., 2023"),
+    ("sae-topk", "TopK", "Gao et al., 2024"),
+    ("sae-batchtopk", "BatchTopK", "Bussmann, Leask and Nanda, 2024"),
+    ("sae-jumprelu", "JumpReLU", "Rajamanoharan et al., 2024"),
+    ("sae-ortsae", "OrtSAE", "Korznikov et al., 2025"),
+)
 TOKENS_INPUT = "token ids (batch, pos) or strings, through model.to_tokens; a TransformerLens HookedTransformer"
 
 
@@ -69,6 +80,8 @@ for _spec in (
     ModelSpec("sae", "sparse autoencoder on the language model's residual stream", full.saelens_sae,
               {"source": "SAELens release gpt2-small-res-jb", "citation": "Bloom, 2024; Bricken et al., 2023"},
               "activations (batch, d_in) from the hook named in cfg.metadata.hook_name"),
+    *(ModelSpec(role, f"sparse autoencoder on the lite language model's residual stream: {what}", None,
+                {"citation": citation}, LITE_SAE_INPUT) for role, what, citation in LITE_SAES),
     ModelSpec("modular-addition", "one-layer transformer trained on (a + b) mod p", None,
               {"citation": "Nanda et al., Progress measures for grokking via mechanistic interpretability (2023)"},
               "token ids (batch, 3): a, b, '='; predicts (a + b) mod p at the last position"),
