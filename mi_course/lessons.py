@@ -146,34 +146,41 @@ def trust_notebook(path: Path) -> bool:
     return True
 
 
+def sliced_get_msg(get_msg, slice_s: float = 0.5):
+    """``get_msg(timeout=T)`` as repeated waits of at most ``slice_s`` seconds until ``T`` has passed (or forever
+    when ``T`` is None): the same result and the same ``queue.Empty`` at the end, but a message that one long
+    wait would miss is picked up by the next short one."""
+    from queue import Empty
+
+    from jupyter_core.utils import ensure_async
+
+    async def get(timeout=None, **kw):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else min(slice_s, max(0.0, deadline - time.monotonic()))
+            try:
+                return await ensure_async(get_msg(timeout=left, **kw))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get
+
+
 def _polling_client(nb, **kwargs):
     """An nbclient ``NotebookClient`` that waits for each cell's reply in short slices.
 
     nbclient waits for a cell's ``execute_reply`` with one long poll; with widget messages in flight that
     poll can miss a reply that has already arrived and sit out the whole cell timeout (jupyter/nbclient#312,
     seen here in about one run in six of a lesson with explorers). Polling the channel again every half
-    second finds the reply at once."""
-    from queue import Empty
-
-    from jupyter_core.utils import ensure_async
+    second (:func:`sliced_get_msg`) finds the reply at once."""
     from nbclient import NotebookClient
 
     class PollingClient(NotebookClient):
         async def _async_poll_for_reply(self, msg_id, cell, timeout, *tasks):
             channel = self.kc.shell_channel
             get_msg = channel.get_msg
-
-            async def sliced(timeout=None, **kw):
-                deadline = None if timeout is None else time.monotonic() + timeout
-                while True:
-                    left = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
-                    try:
-                        return await ensure_async(get_msg(timeout=left, **kw))
-                    except Empty:
-                        if deadline is not None and time.monotonic() >= deadline:
-                            raise
-
-            channel.get_msg = sliced
+            channel.get_msg = sliced_get_msg(get_msg)
             try:
                 return await super()._async_poll_for_reply(msg_id, cell, timeout, *tasks)
             finally:

@@ -131,3 +131,51 @@ def test_lab_turns_off_the_news_prompt_and_update_check(tmp_path, monkeypatch):
     schema = json.loads((schema_path / "notification.json").read_text())
     jsonschema.validate(LAB_SETTING_DEFAULTS["@jupyterlab/apputils-extension:notification"], schema)
     assert {"const": "false", "title": "Never"} in schema["properties"]["fetchNews"]["oneOf"]
+
+
+# ---------------------------------------------------------------- the sliced reply wait (nbclient#312 workaround)
+
+
+def _fake_channel(replies):
+    """A get_msg that raises Empty after its timeout until the reply is due, then returns it; records timeouts."""
+    import time
+    from queue import Empty
+
+    calls = []
+
+    def get_msg(timeout=None):
+        calls.append(timeout)
+        if replies and time.monotonic() >= replies[0][0]:
+            return replies.pop(0)[1]
+        time.sleep(min(timeout, 0.01))  # a missed wakeup: sit out (a scaled-down) timeout
+        raise Empty
+
+    return get_msg, calls
+
+
+def test_sliced_get_msg_finds_a_reply_a_long_wait_would_miss():
+    import asyncio
+    import time
+
+    from mi_course.lessons import sliced_get_msg
+
+    get_msg, calls = _fake_channel([(time.monotonic() + 0.05, {"msg": "reply"})])
+    got = asyncio.run(sliced_get_msg(get_msg, slice_s=0.01)(timeout=30))
+    assert got == {"msg": "reply"}
+    assert len(calls) > 1 and max(calls) <= 0.01 + 1e-9, f"each wait should be one short slice, got {calls[:5]}"
+
+
+def test_sliced_get_msg_still_times_out_and_waits_forever_without_timeout():
+    import asyncio
+    import time
+    from queue import Empty
+
+    from mi_course.lessons import sliced_get_msg
+
+    get_msg, _ = _fake_channel([])
+    start = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(sliced_get_msg(get_msg, slice_s=0.01)(timeout=0.1))
+    assert 0.09 <= time.monotonic() - start < 2, "the overall timeout should be kept, not multiplied"
+    get_msg, _ = _fake_channel([(time.monotonic() + 0.05, "late")])
+    assert asyncio.run(sliced_get_msg(get_msg, slice_s=0.01)(timeout=None)) == "late"
