@@ -345,6 +345,33 @@ def test_jumprelu_straight_through_gradients(impl):
                  hint="pre's gradient is the ordinary one: grad_out where pre > threshold, else 0.")
 
 
+@pytest.mark.exercise("jumprelu", points=1)
+def test_jumprelu_function_sums_the_threshold_gradient_over_every_leading_dim(impl):
+    """JumpReLUFunction on its own, with two leading dimensions [2, 3, d_sae]: the threshold is shared by all
+    six rows, so its gradient sums over both leading dimensions, not only the first."""
+    eps = 0.5
+    threshold = torch.tensor([1.0, 2.0], requires_grad=True)
+    pre = torch.tensor([[[1.125, 2.5], [0.5, 1.875], [1.0, 2.0]],
+                        [[0.875, 2.125], [3.0, 0.0], [1.25, 1.75]]], requires_grad=True)
+    out = impl.JumpReLUFunction.apply(pre, threshold, eps)
+    expected_out = pre.detach() * (pre.detach() > threshold.detach())
+    assert_close(out.detach(), expected_out, "JumpReLUFunction.apply(pre, threshold, eps) on [2, 3, 2]",
+                 hint="forward returns pre * (pre > threshold), for any leading dimensions.")
+    out.sum().backward()
+    inside = ((pre.detach() - threshold.detach()).abs() < eps / 2).float()
+    expected = (-(threshold.detach() / eps) * inside).sum(dim=(0, 1))
+    got = threshold.grad
+    assert got is not None, "backward returned no gradient for the threshold"
+    got = assert_shape(got, (2,), "the threshold's gradient (one entry per feature)")
+    if torch.allclose(got, (-(threshold.detach() / eps) * inside).sum(dim=1)[0]) or \
+            torch.allclose(got, (-(threshold.detach() / eps) * inside)[0].sum(dim=0)):
+        pytest.fail("the threshold's gradient covers only part of the leading dimensions: reshape to "
+                    "[-1, d_sae] and sum over every row.")
+    assert_close(got, expected, "the threshold's gradient on [2, 3, 2]", atol=1e-5,
+                 hint="sum grad_out * -(threshold / eps) * K((pre - threshold) / eps) over all leading dims.")
+    assert_close(pre.grad, (pre.detach() > threshold.detach()).float(), "the gradient to pre", atol=1e-6)
+
+
 # ---------------------------------------------------------------- orthogonality_penalty
 
 
