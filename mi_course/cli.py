@@ -76,12 +76,12 @@ def cmd_lab(args) -> int:
 
 def cmd_run(args) -> int:
     from mi_course.config import DRY_RUN_ENV
-    from mi_course.lessons import notebook_paths, run_notebook
-    from mi_course.paths import repo_root
+    from mi_course.lessons import executed_dir, notebook_paths, run_notebook
 
     mode = "full" if args.dry_run else args.mode
-    default_out = "notebooks-dry-run" if args.dry_run else "notebooks"
-    out_dir = Path(args.out) if args.out else repo_root() / "build" / default_out
+    # the dry run's copies sit beside the lite ones, which `mi-course export` and the browser check read
+    default_out = executed_dir().with_name("notebooks-dry-run") if args.dry_run else executed_dir()
+    out_dir = Path(args.out) if args.out else default_out
     results = []
     dry_run_before = os.environ.get(DRY_RUN_ENV)
     if args.dry_run:  # the kernels inherit it: full mode builds random-weight models offline
