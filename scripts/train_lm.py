@@ -7,10 +7,16 @@ Two phases in one command. Phase 1: the corpus plus rows of repeated random span
 heads (lr 5e-3 for the phase change, between steps 1,500 and 2,000). After it the model answers IOI prompts
 with the *most recent* name. Phase 2 (``--ioi-steps``): documents that are mostly IOI sentences built from
 many clauses, joins and verb phrases (:func:`mi_course.language.corpus.ioi_recombined_documents`), which
-teach "the name said once" rather than six templates, in small batches (many steps in little time).
+teach "the name said once" rather than six templates, in small batches (many steps in little time), mixed
+with Python snippets whose misspelt keyword is followed by Python's error message
+(:func:`mi_course.language.corpus.code_error_documents`), which gives the model a reason to mark misspelt words. Phase 2 first appends the messages' words to the
+vocabulary (:func:`mi_course.language.tokenizer.extend_tokenizer`), so phase 1 is unchanged by them.
 ``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options.
 The card records the measured properties on held-out text: the logit lens's KL to the final layer per
-layer, the IOI logit difference on held-out templates and the loss on repeated random spans.
+layer, the IOI logit difference on held-out templates, how often the model names the misspelt keyword's
+intended spelling in a held-out error message, and the loss on repeated random spans. It also records the
+greater-than probability difference, which stays low: the lm does not compare years (the `greater-than`
+organism, scripts/train_greater_than.py, does).
 """
 
 from __future__ import annotations
@@ -26,16 +32,20 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.language import corpus
+from mi_course.language.greater_than import greater_than_scores
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
-from mi_course.language.tokenizer import load_tokenizer, pack_documents
-from mi_course.language.train import (language_parser, optimizer_description, rows_for, start_run,
-                                      train_language_model, training_record, training_rows, write_language_checkpoint)
+from mi_course.language.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
+from mi_course.language.train import (extend_vocabulary, language_parser, optimizer_description, rows_for,
+                                      start_run, train_language_model, training_record, training_rows,
+                                      write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
 from mi_course.paths import checkpoint_dir
 
-HELDOUT_DOCUMENTS, IOI_PROMPTS = 200, 200
+HELDOUT_DOCUMENTS, IOI_PROMPTS, GREATER_THAN_PROMPTS, CODE_ERROR_DOCUMENTS = 200, 200, 200, 200
+GREATER_THAN_HELDOUT = [0, 1]  # both held-out templates
+IOI_SHARE = 0.8  # of phase 2's documents; the rest: snippets with error messages (--code-error-share), the corpus
 IOI_WARMUP = 50  # phase 2 starts from trained weights: a short warm-up
 IOI_SPAN_FRACTION = 0.15  # phase 2's rows of repeated random spans per row of text: keeps induction
 
@@ -45,6 +55,8 @@ def measure(model, seed: int) -> dict:
     rows = pack_documents(model.tokenizer, heldout, model.cfg.n_ctx)[:32]
     kl = kl_to_final(logit_lens(model, rows)).mean(dim=(1, 2))
     diffs = ioi_logit_diffs(model, corpus.ioi_prompts(IOI_PROMPTS, seed=seed, split="heldout"))
+    greater = greater_than_scores(model, corpus.greater_than_prompts(GREATER_THAN_PROMPTS, seed=seed, split="heldout",
+                                                                    templates=GREATER_THAN_HELDOUT))
     with torch.no_grad():
         heldout_loss = model(rows, return_type="loss").item()
     return {
@@ -52,8 +64,31 @@ def measure(model, seed: int) -> dict:
         "logit_lens_kl_per_layer": [round(x, 4) for x in kl.tolist()],
         "ioi_logit_diff_mean": round(diffs.mean().item(), 3),
         "ioi_fraction_positive": round((diffs > 0).float().mean().item(), 3),
+        "greater_than_prob_diff_mean": round(greater.mean().item(), 3),
+        "greater_than_fraction_positive": round((greater > 0).float().mean().item(), 3),
+        "code_error_suggestion_accuracy": round(suggestion_accuracy(model, CODE_ERROR_DOCUMENTS, seed + 1000), 3),
         "repeat_loss_ratio": round(repeat_loss_ratio(model), 3),
     }
+
+
+def suggestion_accuracy(model, n: int, seed: int) -> float:
+    """The share of error messages in ``n`` fresh code-error documents in which the model's top next token after
+    "Did you mean" (and its colon) is the keyword the snippet misspelt: it found the word and knows its keyword.
+    A model without the error vocabulary (phase 1) scores 0."""
+    if "Did" not in model.tokenizer.get_vocab():
+        return 0.0
+    hits = total = 0
+    with torch.no_grad():
+        for document in corpus.code_error_documents(n, seed=seed):
+            tokens = model.to_tokens(document)
+            predicted = model(tokens)[0].argmax(-1)
+            words = model.to_str_tokens(tokens[0])
+            for i, word in enumerate(words[:-3]):
+                if word == "mean":
+                    j = i + 2 if words[i + 1] == ":" else i + 1  # the keyword's position
+                    hits += int(predicted[j - 1] == tokens[0, j])
+                    total += 1
+    return hits / max(total, 1)
 
 
 def not_reached(measured: dict) -> list[str]:
@@ -65,6 +100,9 @@ def not_reached(measured: dict) -> list[str]:
     if measured["ioi_fraction_positive"] < 0.9:
         missed.append(f"IOI: the indirect object beats the subject on {measured['ioi_fraction_positive']:.0%} of "
                       "held-out prompts (threshold 90%)")
+    if measured["code_error_suggestion_accuracy"] < 0.5:
+        missed.append(f"error messages: the misspelt keyword's spelling is the top prediction in "
+                      f"{measured['code_error_suggestion_accuracy']:.0%} of them (threshold 50%)")
     if measured["repeat_loss_ratio"] > 0.5:
         missed.append(f"repeated spans: loss ratio {measured['repeat_loss_ratio']} (threshold 0.5)")
     return missed
@@ -76,15 +114,40 @@ def progress(model) -> dict:
     seen = ioi_logit_diffs(model, corpus.ioi_prompts(50, seed=1, split="train"))
     return {"ioi_fraction_positive": round((diffs > 0).float().mean().item(), 3),
             "ioi_fraction_positive_train_templates": round((seen > 0).float().mean().item(), 3),
+            "code_error_suggestion_accuracy": round(suggestion_accuracy(model, 30, seed=1), 3),
             "repeat_loss_ratio": round(repeat_loss_ratio(model), 3)}
 
 
-def ioi_phase_documents(n: int, seed: int) -> list[str]:
-    """Phase 2's mix, shuffled: 80% recombined IOI documents, 20% the usual corpus (so nothing is forgotten)."""
-    n_ioi = int(0.8 * n)
-    documents = corpus.ioi_recombined_documents(n_ioi, seed) + corpus.generate_corpus(n - n_ioi, seed=seed)
+def phase_two_shares(code_error_share: float) -> dict[str, float]:
+    if not 0 <= code_error_share <= 1 - IOI_SHARE:
+        raise ValueError(f"--code-error-share must be in [0, {1 - IOI_SHARE:g}], got {code_error_share}")
+    return {"ioi": IOI_SHARE, "code_error": code_error_share, "corpus": 1 - IOI_SHARE - code_error_share}
+
+
+def ioi_phase_documents(n: int, seed: int, code_error_share: float = 0.0) -> list[str]:
+    """Phase 2's mix (:func:`phase_two_shares`), shuffled: recombined IOI documents, snippets with their error
+    messages, and the usual corpus (so nothing is forgotten)."""
+    counts = {kind: int(share * n) for kind, share in phase_two_shares(code_error_share).items()}
+    counts["corpus"] = n - counts["ioi"] - counts["code_error"]
+    documents = (corpus.ioi_recombined_documents(counts["ioi"], seed)
+                 + corpus.code_error_documents(counts["code_error"], seed)
+                 + corpus.generate_corpus(counts["corpus"], seed=seed))
     random.Random(seed).shuffle(documents)
     return documents
+
+
+def phase_two_description(args: argparse.Namespace, n_added_tokens: int, rows: str) -> str:
+    shares = {k: f"{v:.0%}" for k, v in phase_two_shares(args.code_error_share).items()}
+    ioi = (f"{shares['ioi']} of them IOI sentences recombined from {len(corpus.IOI_RECOMBINED_TEMPLATES):,} templates "
+           f"({len(corpus.IOI_CLAUSES)} clauses x {len(corpus.IOI_JOINS)} joins x {len(corpus.IOI_VERB_PHRASES)} "
+           f"verb phrases, mi_course.language.corpus.ioi_recombined_documents)")
+    if not args.code_error_share:
+        return (f"; then phase 2 on {args.ioi_documents:,} documents, {ioi} and {shares['corpus']} the corpus "
+                f"(seed {args.seed + 1}): {rows}")
+    return (f"; then phase 2 on {args.ioi_documents:,} documents, {ioi}, {shares['code_error']} Python snippets, half "
+            f"of them with a misspelt keyword followed by its error message (corpus.code_error_documents; "
+            f"{n_added_tokens} tokens of the messages appended to the vocabulary, corpus.error_vocabulary), and "
+            f"{shares['corpus']} the corpus (seed {args.seed + 1}): {rows}")
 
 
 def load_phase_one(model, tokenizer, folder: Path) -> list[dict]:
@@ -108,6 +171,10 @@ def options(argv=None) -> argparse.Namespace:
                         help="phase 2: steps on IOI sentences built from many clauses, joins and verb phrases (0: none)")
     parser.add_argument("--ioi-lr", type=float, default=2e-3)
     parser.add_argument("--ioi-batch-size", type=int, default=16)
+    parser.add_argument("--code-error-share", type=float, default=0.0,
+                        help="phase 2: share of Python snippets followed by the error a misspelt keyword causes "
+                             "(corpus.code_error_documents), taken from the corpus's share; 0: none, and no words "
+                             "added to the vocabulary")
     parser.add_argument("--ioi-documents", type=int, default=40_000,
                         help="phase 2's documents: 80%% recombined IOI (corpus.ioi_recombined_documents), 20%% corpus")
     parser.add_argument("--init", type=Path, default=None,
@@ -127,7 +194,7 @@ def training_data(args: argparse.Namespace):
 
 def ioi_phase_rows(tokenizer, args: argparse.Namespace):
     """Phase 2's (rows, description): :func:`ioi_phase_documents` packed, plus a few repeated-span rows."""
-    documents = ioi_phase_documents(args.ioi_documents, args.seed + 1)
+    documents = ioi_phase_documents(args.ioi_documents, args.seed + 1, args.code_error_share)
     return rows_for(tokenizer, documents, args.seed + 1, args.n_ctx, IOI_SPAN_FRACTION, args.span_max)
 
 
@@ -147,6 +214,7 @@ def main(argv=None):
     print(f"lm: {data}; vocabulary {len(tokenizer)}")
 
     model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
+    d_vocab_phase_1 = len(tokenizer)
     if args.init is None:
         history = train_language_model(model, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                        seed=args.seed, evaluate=progress, eval_every=args.eval_every)
@@ -155,15 +223,15 @@ def main(argv=None):
     training = training_record(args, history, time.perf_counter() - start)
     if args.ioi_steps:
         # phase 2: after phase 1 the model copies the most recent name; IOI needs it to skip the repeated one
+        if args.code_error_share:  # the messages' words, appended: phase 1 stays as it was
+            tokenizer = extend_tokenizer(tokenizer, corpus.error_vocabulary())
+            model = extend_vocabulary(model, tokenizer)
         ioi_rows, ioi_data = ioi_phase_rows(tokenizer, args)
         print(f"phase 2: {ioi_data}")
         ioi_history = train_language_model(model, ioi_rows, steps=args.ioi_steps, batch_size=args.ioi_batch_size,
                                            lr=args.ioi_lr, warmup=IOI_WARMUP, seed=args.seed + 1, evaluate=progress,
                                            eval_every=args.eval_every)
-        data += (f"; then phase 2 on {args.ioi_documents:,} documents, 80% of them IOI sentences recombined from "
-                 f"{len(corpus.IOI_RECOMBINED_TEMPLATES):,} templates ({len(corpus.IOI_CLAUSES)} clauses x "
-                 f"{len(corpus.IOI_JOINS)} joins x {len(corpus.IOI_VERB_PHRASES)} verb phrases, mi_course.language."
-                 f"corpus.ioi_recombined_documents) and 20% the corpus (seed {args.seed + 1}): {ioi_data}")
+        data += phase_two_description(args, len(tokenizer) - d_vocab_phase_1, ioi_data)
         training["ioi_phase"] = {"steps": args.ioi_steps, "batch_size": args.ioi_batch_size,
                                  "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
                                  "final_loss": ioi_history[-1]["loss"]}
@@ -180,7 +248,8 @@ def main(argv=None):
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
                         f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, {args.positions} "
                         f"positional embeddings, "
-                        f"word-level vocabulary of {len(tokenizer)} (mi_course.language.tokenizer)",
+                        f"word-level vocabulary of {len(tokenizer)} (mi_course.language.tokenizer; "
+                        f"{d_vocab_phase_1} from phase 1's corpus, the rest appended for phase 2)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training,
@@ -188,7 +257,9 @@ def main(argv=None):
         "measured": measured,
         "not_reached": not_reached(measured),
         "measured_on": f"{HELDOUT_DOCUMENTS} held-out documents (32 rows of {args.n_ctx}), {IOI_PROMPTS} held-out "
-                       "IOI prompts (templates unseen in training), repeated random tokens (50, batch 16)",
+                       f"IOI prompts (templates unseen in training), {GREATER_THAN_PROMPTS} greater-than prompts (the "
+                       f"two held-out templates), {CODE_ERROR_DOCUMENTS} fresh code-error documents (seed "
+                       f"{args.seed + 1000}), repeated random tokens (50, batch 16)",
         "citation": "nostalgebraist, interpreting GPT: the logit lens (2020); Wang et al., Interpretability in "
                     "the Wild (2022); Olsson et al., In-context Learning and Induction Heads (2022)",
     }

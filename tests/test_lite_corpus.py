@@ -226,6 +226,76 @@ def test_recombined_ioi_documents_for_the_lm_phase_2_keep_the_heldout_templates_
         assert tok.unk_token_id not in tok.encode(d, add_special_tokens=False), d
 
 
+def test_recombined_year_spans_for_the_greater_than_organism_go_forward_and_keep_the_heldout_templates_out(tok):
+    """scripts/train_greater_than.py's data: year spans from many phrasings and lists of increasing years,
+    never a held-out template."""
+    templates = C.GREATER_THAN_RECOMBINED_TEMPLATES
+    assert len(set(templates)) == len(templates) > 500
+    # no phrase of a held-out template that has "the year" in it, so held-out prompts put words together anew
+    for phrase in ("went on from the year", "until the year", "started in the year", "was over by the year"):
+        assert not any(phrase in t for t in templates), phrase
+    docs = C.greater_than_recombined_documents(300, seed=0)
+    assert docs == C.greater_than_recombined_documents(300, seed=0) != C.greater_than_recombined_documents(300, 1)
+    held = [_template_regex(t) for t in C.GREATER_THAN_HELDOUT_TEMPLATES]
+    assert not any(r.search(d) for r in held for d in docs)
+    n_spans = n_lists = 0
+    for d in docs:
+        assert tok.unk_token_id not in tok.encode(d, add_special_tokens=False), d
+        for sentence in d.split(". "):
+            years = [int(y) for y in re.findall(r"\d{4}", sentence)]
+            assert len(years) >= 2 and all(b > a for a, b in zip(years, years[1:])), sentence
+            if len(years) == 2:
+                n_spans += 1
+            else:
+                n_lists += 1
+                assert len({y // 100 for y in years}) == 1, f"a list stays in one century: {sentence}"
+    share = n_lists / (n_spans + n_lists)
+    assert n_spans > 600 and abs(share - C.GREATER_THAN_LIST_RATE) < 0.06, (n_spans, n_lists)
+
+
+def test_code_error_documents_name_the_misspelt_keyword_in_pythons_words():
+    docs = C.code_error_documents(400, seed=0)
+    assert docs == C.code_error_documents(400, seed=0) != C.code_error_documents(400, seed=1)
+    assert all(canonicalize(d) == d for d in docs)
+    messages = [line for d in docs for line in d.split("\n") if "Error:" in line]
+    assert 0.55 < len(messages) / len(docs) < 0.8, "1-2 snippets a document, half of them with a misspelt keyword"
+    kinds = Counter(m.split(":")[0] for m in messages)
+    assert set(kinds) == {"NameError", "AttributeError", "SyntaxError"}, kinds
+    for d in docs:
+        lines = d.split("\n")
+        said = [line for line in lines if "Error:" in line]
+        typos = [p for line in lines if "Error:" not in line for p in pre_tokenize(line)
+                 if p.split(".")[-1] in C.TYPO_WORDS]
+        assert len(typos) == len(said), f"one message per misspelt keyword, in order:\n{d}"
+        for piece, last in zip(typos, said):
+            typo = piece.split(".")[-1]
+            keyword = next(k for k, ts in C.KEYWORD_TYPOS.items() if typo in ts)
+            suggestion = f"Did you mean: {keyword}?" if last.startswith(("Name", "Attr")) else f"Did you mean {keyword}?"
+            assert last.endswith(suggestion), d
+            assert last.startswith("NameError") == (keyword in C.CALLED_KEYWORDS and "." not in piece), d
+            assert (f"name {typo} is not defined" in last) == last.startswith("NameError"), d
+            assert last.startswith("AttributeError") == ("." in piece), d
+    assert C.error_message("x = 0\nprint(x)") is None
+
+
+def test_extend_tokenizer_appends_the_error_words_and_keeps_every_id(tok):
+    from mi_course.language.tokenizer import extend_tokenizer
+
+    grown = extend_tokenizer(tok, C.error_vocabulary())
+    old, new = tok.get_vocab(), grown.get_vocab()
+    assert all(new[t] == i for t, i in old.items())
+    assert sorted(set(new.values())) == list(range(len(grown))) and len(grown) > len(tok)
+    assert grown.unk_token_id not in grown.convert_tokens_to_ids(C.error_vocabulary())
+    for d in C.code_error_documents(100, seed=2):
+        for line in d.split("\n"):
+            if "Error:" in line:
+                ids = grown.encode(line, add_special_tokens=False)
+                assert grown.unk_token_id not in ids and grown.decode(ids) == line
+    assert grown.encode("x")[0] == grown.bos_token_id
+    with pytest.raises(ValueError, match="single piece"):
+        extend_tokenizer(tok, ["two words"])
+
+
 # ---------------------------------------------------------------- tokenizer
 
 def test_tokenizer_round_trips_every_document(docs, tok):
@@ -345,3 +415,20 @@ def test_lite_tokenized_builder_loads_model_and_tokenizer(tmp_path, monkeypatch,
     save_tokenizer(tok, folder)
     with pytest.raises(ValueError, match="d_vocab"):
         lite.build(bad, original.state_dict(), folder)
+
+
+def test_extend_vocabulary_keeps_the_old_predictions_and_gives_new_tokens_little_probability(tok):
+    from mi_course.language.tokenizer import extend_tokenizer
+    from mi_course.language.train import extend_vocabulary
+
+    model = HookedTransformer(HookedTransformerConfig(**_tiny_cfg(tok)), tokenizer=tok)
+    grown_tok = extend_tokenizer(tok, C.error_vocabulary())
+    grown = extend_vocabulary(model, grown_tok)
+    assert grown.cfg.d_vocab == grown.cfg.d_vocab_out == len(grown_tok) and grown.tokenizer is grown_tok
+    tokens = model.to_tokens("When Mary and John went to the store, John gave a drink to")
+    old, new = model(tokens), grown(tokens)
+    torch.testing.assert_close(new[..., :len(tok)], old)
+    assert new.softmax(-1)[..., len(tok):].sum(-1).max() < 0.05, "new tokens start unlikely"
+    assert grown(grown.to_tokens("NameError: name pritn is not defined")).isfinite().all()
+    with pytest.raises(ValueError, match="fewer"):
+        extend_vocabulary(grown, tok)

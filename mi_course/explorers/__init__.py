@@ -11,8 +11,10 @@ Each returns an object whose controls are attributes (``.layer``, ``.head``, ``.
 
 from mi_course.explorers.attention import AttentionExplorer, attention_explorer
 from mi_course.explorers.base import Explorer, enable_colab_widgets
+from mi_course.explorers.feature_browser import FeatureBrowser, feature_browser
 from mi_course.explorers.logit_lens import LogitLensExplorer, logit_lens_explorer
 from mi_course.explorers.superposition import SuperpositionExplorer, superposition_explorer
 
-__all__ = ["AttentionExplorer", "Explorer", "LogitLensExplorer", "SuperpositionExplorer", "attention_explorer",
-           "enable_colab_widgets", "logit_lens_explorer", "superposition_explorer"]
+__all__ = ["AttentionExplorer", "Explorer", "FeatureBrowser", "LogitLensExplorer", "SuperpositionExplorer",
+           "attention_explorer", "enable_colab_widgets", "feature_browser", "logit_lens_explorer",
+           "superposition_explorer"]

@@ -364,6 +364,58 @@ def _gen_years(rng: random.Random, split: str) -> str:
     return " ".join(parts)
 
 
+# The greater-than phase of the lite lm's training (scripts/train_lm.py, phase 2): year spans from many ways of
+# saying "from one year to a later one", so that what is learned is "the second year is later", not three
+# templates. No held-out template is among them, nor any phrase of one with "the year" in it ("went on from the
+# year", "until the year", "started in the year", "was over by the year"); a test checks this.
+GREATER_THAN_SUBJECTS = ("The {event}", "The long {event}", "The {event} in {city}", "The {event} of {city}",
+                         "The first {event}", "The last {event}", "A {event}", "Their {event}")
+GREATER_THAN_FROM = (  # brings in the start year {y1}
+    "lasted from the year {y1}", "lasted from {y1}", "began in {y1}", "began in the year {y1}", "started in {y1}",
+    "ran from {y1}", "ran from the year {y1}", "went on from {y1}", "kept on from {y1}",
+    "opened in the year {y1}",
+)
+GREATER_THAN_TO = (  # brings in the end year's century {y2}; the two digits after it are the answer
+    "to the year {y2}", "to {y2}", "and ended in {y2}", "and ended in the year {y2}", "until {y2}",
+    "and was over by {y2}", "and stopped in {y2}", "and stopped in the year {y2}", "through {y2}",
+    "through the year {y2}", "and finished in {y2}", "and finished in the year {y2}", "and lasted to {y2}",
+)
+GREATER_THAN_RECOMBINED_TEMPLATES = tuple(
+    f"{subject} {start} {end}" for subject in GREATER_THAN_SUBJECTS for start in GREATER_THAN_FROM
+    for end in GREATER_THAN_TO)
+
+
+def greater_than_recombined_documents(n: int, seed: int = 0) -> list[str]:
+    """``n`` training documents of 3-5 year spans from :data:`GREATER_THAN_RECOMBINED_TEMPLATES` (the end year
+    later than the start, in the same century nine times in ten), never a held-out template."""
+    rng = _rng("greater-than-recombined", seed)
+    documents = []
+    for _ in range(n):
+        spans = []
+        for _ in range(rng.randint(3, 5)):
+            if rng.random() < GREATER_THAN_LIST_RATE:
+                spans.append(_year_list(rng))
+                continue
+            y1 = _year(rng)
+            template = rng.choice(GREATER_THAN_RECOMBINED_TEMPLATES)
+            spans.append(template.format(event=rng.choice(EVENTS), city=rng.choice(CITIES), y1=y1,
+                                         y2=_later_year(rng, y1)) + ".")
+        documents.append(" ".join(spans))
+    return documents
+
+
+GREATER_THAN_LIST_RATE = 0.3  # share of sentences that list 3-5 years of one century in increasing order
+
+
+def _year_list(rng: random.Random) -> str:
+    """"The flood came back in 1712, 1725, 1740 and 1781.": every year after the first is a comparison with
+    the one before (the two digits grow within the century), many comparisons per sentence."""
+    century = rng.randint(11, 19) * 100
+    years = [century + yy for yy in sorted(rng.sample(range(2, 100), rng.randint(3, 5)))]
+    listed = ", ".join(str(y) for y in years[:-1]) + f" and {years[-1]}"
+    return f"The {rng.choice(EVENTS)} came back in {listed}."
+
+
 # ------------------------------------------------------------------------------------------------ facts
 
 FACT_TEMPLATES = {
@@ -634,6 +686,68 @@ def code_documents(n: int, seed: int = 0, typo_rate: float = CODE_TYPO_RATE) -> 
 
 def _gen_code(rng: random.Random, split: str) -> str:
     return "\n\n".join(python_snippet(rng, rng.random() < CODE_TYPO_RATE) for _ in range(rng.choice((1, 1, 2))))
+
+
+# The code-error phase of the lite lm's training (scripts/train_lm.py, phase 2): a snippet with a misspelt
+# keyword followed by the error Python reports for it (Python 3.10+ names the misspelt name and suggests the
+# keyword; 3.14 does the same for misspelt statement keywords; the quotes around names are left out, since
+# the lite tokenizer has no rule for spacing them). To write that line the model must find the
+# misspelt word and know which keyword it stands for: a reason to mark misspelt keywords where a later layer
+# can read it. Error-free snippets get no message.
+CALLED_KEYWORDS = ("print", "range", "len")  # a misspelt name that is called: NameError at run time
+ERROR_WORDS = ("NameError", "AttributeError", "SyntaxError", "name", "defined", "Did", "mean", "list", "object",
+               "no", "attribute", "invalid", "syntax")  # words of the messages the phase-1 vocabulary lacks
+
+
+def error_message(code: str) -> str | None:
+    """The error line Python prints for a snippet with a misspelt keyword (``None`` when it has none)."""
+    from mi_course.language.tokenizer import pre_tokenize
+
+    for piece in pre_tokenize(code):
+        stem = piece.split(".")[-1]
+        keyword = next((k for k, typos in KEYWORD_TYPOS.items() if stem in typos), None)
+        if keyword is None:
+            continue
+        if "." in piece:
+            return f"AttributeError: list object has no attribute {stem}. Did you mean: {keyword}?"
+        if keyword in CALLED_KEYWORDS:
+            return f"NameError: name {stem} is not defined. Did you mean: {keyword}?"
+        return f"SyntaxError: invalid syntax. Did you mean {keyword}?"
+    return None
+
+
+def _keyword_typo_snippet(rng: random.Random) -> str:
+    """A snippet with exactly one misspelt keyword (redrawn until the template has a keyword to misspell)."""
+    while True:
+        code = _code_snippet(rng)
+        typos = [m for m in _mutations(code) if error_message(m()) is not None]
+        if typos:
+            return rng.choice(typos)()
+
+
+def code_error_documents(n: int, seed: int = 0, typo_rate: float = CODE_TYPO_RATE) -> list[str]:
+    """``n`` training documents of 1-2 snippets; a snippet with a misspelt keyword (share ``typo_rate``) is
+    followed by its :func:`error_message` on the next line."""
+    rng = _rng("code-error-documents", seed)
+    documents = []
+    for _ in range(n):
+        snippets = []
+        for _ in range(rng.choice((1, 1, 2))):
+            if rng.random() < typo_rate:
+                code = _keyword_typo_snippet(rng)
+                snippets.append(f"{code}\n{error_message(code)}")
+            else:
+                snippets.append(_code_snippet(rng))
+        documents.append("\n\n".join(snippets))
+    return documents
+
+
+def error_vocabulary() -> list[str]:
+    """Tokens phase 2 adds to the phase-1 vocabulary: the messages' words and the misspelt keywords that the
+    phase-1 corpus wrote too rarely to get a token of their own (``apend``, ``values.apend``, ...)."""
+    typos = [t for ts in KEYWORD_TYPOS.values() for t in ts]
+    dotted = [f"{owner}.{t}" for owner in (*_LISTS, *_RESULTS) for t in KEYWORD_TYPOS["append"]]
+    return list(dict.fromkeys([*ERROR_WORDS, *KEYWORD_TYPOS, *typos, *dotted]))
 
 
 # ------------------------------------------------------------------------------------------------ dialogue

@@ -54,6 +54,7 @@ TransformerLens settings (checked by tests/test_lite_corpus.py, TransformerLens 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -164,6 +165,20 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
         raise ValueError(f"vocab_size={vocab_size} is too small for the {len(required)} required tokens; "
                          f"missing {missing[:10]}")
     return wrap(backend)
+
+
+def extend_tokenizer(tokenizer: PreTrainedTokenizerFast, tokens: Iterable[str]) -> PreTrainedTokenizerFast:
+    """``tokenizer`` with the ``tokens`` it lacks appended to its vocabulary (ids ``len(tokenizer)``, ...): every
+    old token keeps its id, so a model trained with it keeps working once its embedding grows
+    (:func:`mi_course.language.train.extend_vocabulary`)."""
+    vocab = tokenizer.get_vocab()
+    new = [t for t in dict.fromkeys(tokens) if t not in vocab]
+    for token in new:
+        if pre_tokenize(token) != [token]:
+            raise ValueError(f"token {token!r} is not a single piece: {pre_tokenize(token)}")
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec["model"]["vocab"] = {**spec["model"]["vocab"], **{t: len(vocab) + i for i, t in enumerate(new)}}
+    return wrap(Tokenizer.from_str(json.dumps(spec)))
 
 
 def _chain(texts: Iterable[str], extra: list[str]):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Int
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.config import seed_everything, silence_known_warnings
 from mi_course.language import corpus
@@ -145,6 +146,27 @@ def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: in
             model.train()
     model.eval()
     return history
+
+
+def extend_vocabulary(model: HookedTransformer, tokenizer) -> HookedTransformer:
+    """A copy of ``model`` for ``tokenizer``, whose vocabulary is the model's with tokens appended
+    (:func:`~mi_course.language.tokenizer.extend_tokenizer`): a new token's embedding starts at the mean embedding, its unembedding at the mean
+    unembedding, and its logit bias at the lowest bias, so that the old predictions barely move until training
+    gives the new tokens their own meaning."""
+    old, d_vocab = model.cfg.d_vocab, len(tokenizer)
+    if d_vocab < old:
+        raise ValueError(f"the tokenizer has {d_vocab} tokens, fewer than the model's {old}")
+    cfg = model.cfg.to_dict()
+    cfg.update(d_vocab=d_vocab, d_vocab_out=d_vocab)
+    grown = HookedTransformer(HookedTransformerConfig(**{k: v for k, v in cfg.items() if k in CONFIG_KEYS}),
+                              tokenizer=tokenizer)
+    state = model.state_dict()
+    n_new = d_vocab - old
+    state["embed.W_E"] = torch.cat([state["embed.W_E"], state["embed.W_E"].mean(0).expand(n_new, -1)])
+    state["unembed.W_U"] = torch.cat([state["unembed.W_U"], state["unembed.W_U"].mean(1, keepdim=True).expand(-1, n_new)], 1)
+    state["unembed.b_U"] = torch.cat([state["unembed.b_U"], state["unembed.b_U"].min().expand(n_new)])
+    grown.load_state_dict(state)
+    return grown
 
 
 def write_language_checkpoint(model, tokenizer, folder: Path, card: dict) -> None:

@@ -77,6 +77,12 @@ for _spec in (
     ModelSpec("lm", "language model with MLPs and LayerNorm", full.hooked("gpt2-small"),
               {"source": "GPT-2 small through TransformerLens", "citation": "Radford et al., 2019"},
               TOKENS_INPUT),
+    ModelSpec("greater-than", "language model that compares years (lesson 11's greater-than)",
+              full.hooked("gpt2-small"),
+              {"source": "GPT-2 small through TransformerLens (in lite mode an organism of its own: the lite lm "
+                         "does not compare years)",
+               "citation": "Hanna, Liu and Variengien, How does GPT-2 compute greater-than? (2023)"},
+              TOKENS_INPUT),
     ModelSpec("sae", "sparse autoencoder on the language model's residual stream", full.saelens_sae,
               {"source": "SAELens release gpt2-small-res-jb", "citation": "Bloom, 2024; Bricken et al., 2023"},
               "activations (batch, d_in) from the hook named in cfg.metadata.hook_name"),

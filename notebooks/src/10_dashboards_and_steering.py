@@ -1,0 +1,361 @@
+# %% [markdown]
+# # 10 Feature dashboards and steering
+#
+# Lesson 09 ended with features that pass a test: their strongest activations lie on one kind of text. That
+# is one view of a feature, from its **inputs**. A feature also has **outputs**: the direction it writes
+# into the residual stream changes what the model says next. To say what a feature *means* you look at both,
+# and interpretability researchers built a page for that, the **feature dashboard** (Bricken et al.,
+# *Towards Monosemanticity*, 2023; the public pages at Neuronpedia). Then you test the meaning by
+# intervening: add the feature's direction while the model writes, and see whether the text moves the way
+# the meaning predicts (Templeton et al., *Scaling Monosemanticity*, 2024, made Claude talk about the Golden
+# Gate Bridge that way).
+#
+# You build the dashboard's panels, then steer:
+#
+# 1. how often a feature fires and how strongly (`activation_histogram`)
+# 2. which tokens it promotes and suppresses (`top_logit_effects`)
+# 3. its strongest examples, in context (`max_activating_examples`), and examples at every strength
+#    (`interval_examples`)
+# 4. the whole dashboard, a text view, and a browser over all features
+# 5. steering (`steering_hook`, `generate_with_steering`): effect against fluency
+# 6. an investigation: which feature makes the model write about the bridge? (`bridge_steering_feature`),
+#    and how steering trades effect for fluency
+#
+# In lite mode the model is the course's language model and the SAE is the main SAE of lesson 09 (its
+# `sae-b` twin, trained with another seed, is the "parallel run"). In full mode they are GPT-2 small and
+# SAELens's `gpt2-small-res-jb` SAE, whose features also have public pages on Neuronpedia.
+
+# %% [setup]
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from mi_course import check, claim, get_mode, load_model, model_card
+from mi_course import saes
+from mi_course.language import corpus
+from mi_course.language.tokenizer import pack_documents
+
+torch.set_num_threads(1)  # small matrices: one thread is fastest
+FULL = get_mode() == "full"
+model = load_model("lm")
+sae = load_model("sae")
+HOOK = saes.metrics.sae_hook_name(sae)
+print(f"the SAE reads {HOOK}: {sae.W_dec.shape[0]} features of dimension {sae.W_dec.shape[1]}")
+
+# held-out documents with what the corpus generator knows about each token (genre, Latin, praise, ...)
+documents = corpus.generate_documents(24 if FULL else 300, seed=5, split="heldout")
+if FULL:  # GPT-2's tokenizer: no per-token labels from the generator
+    tokens, labels = pack_documents(model.tokenizer, [d.text for d in documents], 64)[:16], None
+else:
+    tokens, labels = saes.labelled_rows(model.tokenizer, documents)
+acts = saes.feature_activations(sae, model, tokens, labels=labels)  # every feature on every token, once
+print(f"{tokens.shape[0]} rows of {tokens.shape[1]} tokens")
+
+# the feature this lesson follows: the card's bridge feature in lite mode, a busy feature in full mode
+if FULL:
+    FEATURE = int(acts.max_values().argmax())
+else:
+    FEATURE = model_card("sae")["features"]["bridge"]["feature"]
+print("feature", FEATURE)
+
+# %% [markdown]
+# ## 1. How often, and how strongly
+#
+# Most features are silent on most tokens. The first panel is a histogram of the activations **when the
+# feature fires** (the zeros left out, or the one bar at 0 would flatten the rest), and beside it the
+# feature's **density**: the fraction of all tokens on which it fires. A density near 1 means a feature that
+# fires everywhere (rarely interpretable); a very small one, a feature you will see only on its own kind
+# of text. Bricken et al. plot density on a log scale for the whole SAE: the distribution is a lump of
+# ordinary features and a tail of ultra-rare ones.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Keep the positive values, cut `[0, max]` into `bins` equal bins, count. The density divides by *all*
+# tokens. A value exactly on an inner edge goes to the bin on its right.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `positive = acts[acts > 0]`; `edges = torch.linspace(0, positive.max(), bins + 1)`;
+# `index = torch.bucketize(positive, edges, right=True) - 1`, clamped to `bins - 1` for the maximum;
+# `counts = torch.bincount(index, minlength=bins)`; `density = len(positive) / len(acts)`.
+# </details>
+
+# %% [exercise] 10.activation_histogram
+
+# %%
+check("10.activation_histogram")
+
+# %%
+values = acts.feature(FEATURE)[acts.counted]  # every counted token (BOS and padding left out)
+counts, edges, density = activation_histogram(values, bins=30)
+plt.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge")
+plt.xlabel("activation"); plt.ylabel("tokens"); plt.title(f"feature {FEATURE}: fires on {density:.2%} of tokens")
+plt.show()
+
+# %% [markdown]
+# The bridge feature is silent on most tokens: it fires on bridge text, a small share of the corpus (the
+# density is in the title). Where it fires, its strength varies widely, which is why the next panels show
+# examples at several strengths.
+
+# %%
+if not FULL:
+    claim("the bridge feature fires on fewer than 15% of the tokens", lambda: density < 0.15)
+
+# %% [markdown]
+# ## 2. What it writes
+#
+# A feature adds its decoder row $W_\text{dec}[f]$ to the residual stream. Read straight through the
+# unembedding, $W_\text{dec}[f]\,W_U$ gives one number per vocabulary token: how much the feature raises or
+# lowers that token's logit, if nothing in between changed it (the final LayerNorm and the later layers are
+# left out, as on Anthropic's and Neuronpedia's dashboards). The tokens at the two ends say what the
+# feature *predicts*.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# One vector-matrix product, then a sort each way. Check the shapes first: `W_U` is `[d_model, d_vocab]`.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `effect = direction @ W_U`; `down = torch.sort(effect, descending=True, stable=True)` and
+# `up = torch.sort(effect, stable=True)`; return the first `k` values and indices of each.
+# </details>
+
+# %% [exercise] 10.top_logit_effects
+
+# %%
+check("10.top_logit_effects")
+
+# %%
+top_v, top_i, bot_v, bot_i = top_logit_effects(sae.W_dec[FEATURE].detach(), model.W_U.detach(), k=10)
+print("raises: ", [model.to_string(i) for i in top_i.tolist()])
+print("lowers: ", [model.to_string(i) for i in bot_i.tolist()])
+
+# %% [markdown]
+# ## 3. Where it fires
+#
+# The strongest examples show what the feature does at its peak. Each needs context: a token alone says
+# little. Then, because the top examples can mislead (a feature can mean one thing at its peak and another
+# when weak), Bricken et al. show examples drawn from **evenly spaced intervals** of activation.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Flatten `[rows, pos]`, sort, and turn each flat index back into a row and a position. The window is cut at
+# the row's ends. For the intervals, split `(0, max]` into equal parts and draw without replacement from
+# each.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `row, pos = divmod(i, n_pos)`; `start = max(0, pos - context)`, `stop = min(n_pos, pos + context + 1)`.
+# Intervals: `lo, hi = top * i / n, top * (i + 1) / n`, tokens with `lo < a <= hi` (the last: `a > lo`);
+# `inside[torch.randperm(len(inside), generator=g)[:per_interval]]`.
+# </details>
+
+# %% [exercise] 10.max_activating_examples
+
+# %%
+check("10.max_activating_examples")
+
+# %% [exercise] 10.interval_examples
+
+# %%
+check("10.interval_examples")
+
+# %%
+dense = acts.feature(FEATURE)
+for e in max_activating_examples(dense, k=5, context=6):
+    words = acts.str_tokens[e["row"]][e["start"]:e["stop"]]
+    words[e["pos"] - e["start"]] = f"[{words[e['pos'] - e['start']]}]"
+    print(f"{e['value']:6.2f}  {' '.join(words)!r}")
+for i, examples in enumerate(interval_examples(dense, n_intervals=5, per_interval=1)):
+    for e in examples:
+        print(f"interval {i}: {e['value']:5.2f} on {acts.str_tokens[e['row']][e['pos']]!r}")
+
+# %% [markdown]
+# ## 4. The dashboard, a text view, and a browser
+#
+# `mi_course.saes.feature_dashboard` puts the panels together, with two more: the **nearest features of the
+# parallel SAE** (`sae-b`, trained with another seed: does the same feature come back?) and, in lite mode, a
+# **label with a prediction score**. The label is the kind of text the corpus generator wrote whose tokens
+# best predict the feature's activations on one set of documents; the score is the correlation between the
+# activations predicted from that label and the real ones on *other* documents (the simplest honest form of
+# automated interpretability: a description is only as good as the activations it predicts). Hover over a
+# token to see its activation. The page needs no internet, and `dashboard.save("feature.html")` writes it as
+# one file.
+
+# %%
+other = None if FULL else load_model("sae-b")
+labels_fit = None
+if not FULL:
+    fit_tokens, fit_masks = saes.labelled_rows(model.tokenizer, corpus.generate_documents(300, seed=6, split="heldout"))
+    labels_fit = saes.label_features(saes.feature_activations(sae, model, fit_tokens, labels=fit_masks), acts)
+release = "gpt2-small-res-jb" if FULL else None
+dashboard = saes.feature_dashboard(sae, model, acts, FEATURE, other_sae=other, labels=labels_fit, release=release)
+dashboard
+
+# %%
+if not FULL:
+    label = labels_fit[FEATURE]
+    print(label)
+    claim("the bridge feature's label is the bridge (the concept or the genre), with a held-out score above 0.35",
+          lambda: "bridge" in label.label and label.score > 0.35)
+
+# %% [markdown]
+# The text view shows chosen features over any text, token by token: a way to *use* features to read what the
+# model sees. The bridge feature lights up on the bridge sentence and stays dark on the other.
+
+# %%
+saes.text_view(sae, model, "Ships pass under the Golden Gate Bridge in the fog. Mary gave a book to John.",
+               [FEATURE], activations=acts)
+
+# %% [markdown]
+# The browser searches all features by a top token (or, in lite mode, by label), pages through them, and
+# opens a dashboard. Try `bridge`, `praise` or `Latin`.
+
+# %%
+from mi_course.explorers import feature_browser
+
+feature_browser(sae, model, acts, other_sae=other, labels=labels_fit, release=release)
+
+# %% [markdown]
+# ## 5. Steering
+#
+# If a feature means "the bridge", adding its direction should make the model talk about the bridge.
+# `steering_hook` returns a TransformerLens hook that adds $\alpha\,W_\text{dec}[f]$ to the residual stream at
+# the SAE's hook, from a given position on; `generate_with_steering` samples continuations with that hook in
+# **every** forward pass (each new token is computed with the feature pushed). Leaving the BOS position
+# alone (`start=1`) keeps the position every head rests on intact.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# The hook adds to a copy of `act[:, start:]`. Generation is a loop: run the whole sequence under
+# `model.hooks(...)`, sample the next token from the last position's softmax, append.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `out = act.clone(); out[:, start:] += alpha * direction; return out`. For generation:
+# `g = torch.Generator().manual_seed(seed)`; in the loop `probs = model(tokens)[:, -1].softmax(-1)`,
+# `torch.multinomial(probs, 1, generator=g)`, `torch.cat`; decode `tokens[:, n_prompt:]`, cut at EOS.
+# </details>
+
+# %% [exercise] 10.steering_hook
+
+# %%
+check("10.steering_hook")
+
+# %% [exercise] 10.generate_with_steering
+
+# %%
+check("10.generate_with_steering")
+
+# %%
+praise_feature = FEATURE if FULL else model_card("sae")["features"]["praise"]["feature"]
+hook = steering_hook(sae.W_dec[praise_feature].detach(), alpha=48.0, start=1)
+for text in generate_with_steering(model, "One day", HOOK, hook, n=3, max_new_tokens=15, seed=0):
+    print(repr(text))
+
+# %% [markdown]
+# With the praise feature pushed hard, the continuations drift toward the Assistant's flattery of the corpus's
+# dialogues (look for "wonderful", "talented"; the sweep below counts them over many samples), and the
+# grammar starts to go. Now steer the card's bridge feature (the one the dashboard above is about).
+
+# %%
+hook = steering_hook(sae.W_dec[FEATURE].detach(), alpha=16.0, start=1)
+for text in generate_with_steering(model, "One day", HOOK, hook, n=3, max_new_tokens=15, seed=0):
+    print(repr(text))
+
+# %% [markdown]
+# ## 6. Investigation: which feature makes the model write about the bridge?
+#
+# The card's bridge feature is the best **detector** of bridge text (section 4), but pushing it does little
+# until the text falls apart. Find a feature of the main SAE that, added with `steering_hook(sae.W_dec[f],
+# alpha, start=1)` at the SAE's hook, makes at least 30% of the continuations of neutral prompts mention the
+# bridge ("bridge", "Golden", "Gate") at one of $\alpha$ = 16, 24 or 32. The test steers your feature on
+# prompts and seeds you have not seen. Use the browser, the logit panels, or try candidates;
+# `bridge_steering_feature(sae, model)` returns your answer (it may compute it).
+#
+# <details><summary>Hint: the idea</summary>
+#
+# A feature that writes "bridge" raises its logit directly: rank features by their logit effect on the bridge
+# words, then check a few by steering.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `effect = (sae.W_dec @ model.W_U)[:, ids].mean(-1)` with `ids` the bridge words' tokens; take the top 3;
+# for each, `saes.steering_sweep(model, sae, f, prompts, [24, 32], words, start=1)`,
+# and keep the one with the largest mention share.
+# </details>
+
+# %% [exercise] 10.bridge_steering_feature
+
+# %%
+check("10.bridge_steering_feature")
+
+# %%
+writer = bridge_steering_feature(sae, model) if not FULL else FEATURE
+print("the bridge writer:", writer)
+saes.feature_dashboard(sae, model, acts, writer, other_sae=other, labels=labels_fit, release=release)
+
+# %% [markdown]
+# ### Effect against fluency
+#
+# How much to add? Too little does nothing, too much breaks the text. Below, for growing $\alpha$: the share of
+# continuations of neutral prompts that mention the concept (the effect), and the **plain** model's loss on
+# those continuations (how unlike its own text they are), for your bridge writer and the praise feature: the
+# seeds' "steering works, to some extent", and "steering breaks things".
+
+# %%
+from mi_course.saes.steering import steering_sweep
+
+PROMPTS = ["The", "One day", "In the morning", "After lunch we", "My friend said that"][: 2 if FULL else 5]
+ALPHAS = [0, 8, 16, 24, 32, 48] if not FULL else [0, 16]
+WORDS = {"bridge": ["bridge", "Golden", "Gate"],
+         "praise": ["wonderful", "brilliant", "talented", "amazing", "genius", "fantastic", "outstanding",
+                    "incredible", "proud"]}
+steered = {"bridge": writer, "praise": praise_feature, "bridge (detector)": FEATURE}
+sweeps = {c: steering_sweep(model, sae, f, PROMPTS, ALPHAS, WORDS[c.split()[0]], n=2 if FULL else 10,
+                            max_new_tokens=20, start=1) for c, f in steered.items()}
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+for concept, sweep in sweeps.items():
+    ax1.plot(ALPHAS, [sweep[a]["mention_share"] for a in ALPHAS], "o-", label=f"{concept} (feature {steered[concept]})")
+    ax2.plot(ALPHAS, [sweep[a]["loss"] for a in ALPHAS], "o-", label=concept)
+ax1.set_xlabel("alpha"); ax1.set_ylabel("continuations that mention it"); ax1.legend()
+ax2.set_xlabel("alpha"); ax2.set_ylabel("plain model's loss on them"); ax2.legend()
+plt.tight_layout(); plt.show()
+for concept, sweep in sweeps.items():
+    print(concept, repr(sweep[ALPHAS[-1]]["texts"][0]))
+
+# %%
+if not FULL:
+    for concept in ("bridge", "praise"):
+        sweep = sweeps[concept]
+        claim(f"steering the {concept} feature: from at most 10% of continuations to at least 30% at some alpha",
+              lambda s=sweep: s[0]["mention_share"] <= 0.1 and max(r["mention_share"] for r in s.values()) >= 0.3)
+        claim(f"the strongest {concept} steering reads worst to the plain model (loss up by more than 2)",
+              lambda s=sweep: s[ALPHAS[-1]]["loss"] > s[0]["loss"] + 2)
+    best = {c: max(r["mention_share"] for r in sweeps[c].values()) for c in ("bridge", "bridge (detector)")}
+    claim("the bridge writer makes the model mention the bridge more often than the card's bridge detector does",
+          lambda: best["bridge"] > best["bridge (detector)"])
+
+# %% [markdown]
+# The writer and the praise feature rise from almost nothing to a large share of the continuations; both end
+# as word salad, which the plain model scores as ever less likely. The detector (the card's bridge feature)
+# reaches fewer bridge mentions before it breaks the text. Detecting a concept and writing it are different jobs, and an SAE
+# can split them between features: the card's bridge feature reads bridge text, your writer makes the model
+# produce it.
+
+# %% [markdown]
+# ## Summary
+#
+# * A dashboard looks at a feature from both sides: where it fires (density, histogram, top and interval
+#   examples) and what it writes (logit effects); a label is worth what it predicts on text it was not chosen on.
+# * The same feature comes back in an SAE trained with another seed (its nearest neighbour in `sae-b`).
+# * Steering tests a meaning by intervention: adding a feature's direction moves the text toward it, up to a
+#   point, then breaks it; the feature that detects a concept is not always the one that writes it.
