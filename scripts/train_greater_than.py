@@ -17,11 +17,10 @@ import argparse
 import random
 import time
 
-import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.language import corpus
-from mi_course.language.greater_than import greater_than_scores, year_probabilities
+from mi_course.language.greater_than import greater_than_scores, start_year_correlation
 from mi_course.language.tokenizer import train_tokenizer
 from mi_course.language.train import (language_parser, rows_for, start_run, train_language_model,
                                       training_record, write_language_checkpoint)
@@ -33,16 +32,6 @@ HELDOUT_TEMPLATES = [0, 1]  # both held-out templates
 SPAN_SHARE = 0.8  # the rest of the documents are the usual corpus
 
 
-def uses_start_year(model, seed: int = 0) -> float:
-    """Correlation between the start year's two digits and the mean two-digit answer the model expects: about
-    0 for a model that only knows that end years are late, near 1 for one that compares."""
-    prompts = corpus.greater_than_prompts(200, seed=seed, split="heldout", templates=HELDOUT_TEMPLATES)
-    probs = year_probabilities(model, prompts)
-    expected = (probs * torch.arange(100)).sum(-1) / probs.sum(-1)
-    start = torch.tensor([float(y % 100) for _, y in prompts])
-    return torch.corrcoef(torch.stack([start, expected]))[0, 1].item()
-
-
 def measure(model, seed: int, n: int = HELDOUT_PROMPTS) -> dict:
     out = {}
     for split, templates in (("heldout", HELDOUT_TEMPLATES), ("train", [0, 1, 2])):
@@ -50,7 +39,8 @@ def measure(model, seed: int, n: int = HELDOUT_PROMPTS) -> dict:
         scores = greater_than_scores(model, prompts)
         out[f"{split}_prob_diff_mean"] = round(scores.mean().item(), 3)
         out[f"{split}_fraction_positive"] = round((scores > 0).float().mean().item(), 3)
-    out["start_year_correlation"] = round(uses_start_year(model, seed), 3)
+    prompts = corpus.greater_than_prompts(200, seed=seed, split="heldout", templates=HELDOUT_TEMPLATES)
+    out["start_year_correlation"] = round(start_year_correlation(model, prompts), 3)
     return out
 
 

@@ -7,7 +7,7 @@ import torch
 
 import mi_course
 from mi_course.language import corpus
-from mi_course.language.greater_than import (greater_than_scores, probability_difference, year_probabilities,
+from mi_course.language.greater_than import (greater_than_scores, probability_difference, start_year_correlation,
                                              year_token_ids)
 from mi_course.models.registry import lite_shipped
 
@@ -68,11 +68,7 @@ def test_organism_answer_follows_the_start_year_even_late_in_the_century(organis
 
 
 def _start_year_correlation(model, seed):
-    prompts = corpus.greater_than_prompts(200, seed=seed, split="heldout", templates=[0, 1])
-    probs = year_probabilities(model, prompts)
-    expected = (probs * torch.arange(100)).sum(-1) / probs.sum(-1)
-    start = torch.tensor([float(y % 100) for _, y in prompts])
-    return torch.corrcoef(torch.stack([start, expected]))[0, 1].item()
+    return start_year_correlation(model, corpus.greater_than_prompts(200, seed=seed, split="heldout", templates=[0, 1]))
 
 
 @needs_organism

@@ -49,3 +49,13 @@ def greater_than_scores(model, prompts) -> Float[torch.Tensor, "n"]:
     """:func:`probability_difference` of ``model`` on ``(prompt, start_year)`` pairs
     (:func:`mi_course.language.corpus.greater_than_prompts`)."""
     return probability_difference(year_probabilities(model, prompts), [year for _, year in prompts])
+
+
+def start_year_correlation(model, prompts) -> float:
+    """Correlation over ``(prompt, start_year)`` pairs between the start year's two digits and the mean two-digit
+    answer the model expects: about 0 for a model that only knows that end years are late, near 1 for one
+    that compares."""
+    probs = year_probabilities(model, prompts)
+    expected = (probs * torch.arange(probs.shape[-1])).sum(-1) / probs.sum(-1)
+    start = torch.tensor([float(year % 100) for _, year in prompts])
+    return torch.corrcoef(torch.stack([start, expected]))[0, 1].item()

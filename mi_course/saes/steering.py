@@ -12,6 +12,7 @@ means the same thing at every step; the lite models and short continuations make
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable
 
 import torch
@@ -23,9 +24,9 @@ from mi_course.saes.metrics import evaluating, sae_hook_name
 Hook = Callable[[torch.Tensor, object], torch.Tensor]
 
 
-def _check_direction(direction, d_model: int | None = None) -> torch.Tensor:
+def _check_direction(direction) -> torch.Tensor:
     direction = torch.as_tensor(direction)
-    if direction.ndim != 1 or (d_model is not None and direction.shape[0] != d_model):
+    if direction.ndim != 1:
         raise ValueError(f"direction must be a vector [d_model], got shape {tuple(direction.shape)}")
     return direction
 
@@ -98,8 +99,6 @@ def generate_with_steering(model, prompt: str, hook_name: str | None, hook: Hook
 
 def mention_share(texts: Iterable[str], words: Iterable[str]) -> float:
     """The share of ``texts`` that contain at least one of ``words`` as a whole word (case-insensitive)."""
-    import re
-
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
     texts = list(texts)
     return sum(bool(pattern.search(t)) for t in texts) / max(len(texts), 1)
