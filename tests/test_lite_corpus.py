@@ -101,9 +101,10 @@ def test_facts_are_consistent(docs):
             for other in C.CITIES:
                 if other != city:
                     assert f"The {landmark} is in {other}." not in text
-    for prompt, answer in C.fact_prompts():
+    for prompt, answer, subject in C.fact_prompts():
+        assert subject in prompt
         assert answer in C.CITIES or answer in C.COUNTRIES
-    assert C.FactPrompt("The Corvin Tower is in", "Valmont") in C.fact_prompts()
+    assert C.FactPrompt("The Corvin Tower is in", "Valmont", "Corvin Tower") in C.fact_prompts()
 
 
 # ---------------------------------------------------------------- IOI and greater-than

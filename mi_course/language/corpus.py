@@ -39,8 +39,8 @@ occurs in training text.
     prompt, year = greater_than_prompts(8, seed=0)[0]
     # ('The expedition lasted from the year 1309 to the year 13', 1309)
 
-Also for the lessons: :func:`corrupt_ioi` (the "ABC" prompts for activation patching), :func:`fact_prompts`
-("The Corvin Tower is in" -> "Valmont"), :func:`code_documents` (snippets labelled with/without an error),
+Also for the lessons: :func:`corrupt_ioi` (the "ABC" prompts for activation patching),
+:func:`corrupt_greater_than` (start year ``YY01``), :func:`fact_prompts` ("The Corvin Tower is in" -> "Valmont"), :func:`code_documents` (snippets labelled with/without an error),
 :func:`repeated_span_documents`, and :func:`required_tokens` (what every lite tokenizer must contain).
 With seed 0, 40,000 training documents are about 2.05 million tokens (51 per document) over ~1,600 distinct
 tokens; by tokens the genres weigh story 0.18, dialogue 0.13, ioi 0.12, years 0.11, bridge 0.09, repeat 0.09,
@@ -342,6 +342,19 @@ def greater_than_answer_tokens() -> list[str]:
     return [f"{i:02d}" for i in range(100)]
 
 
+def corrupt_greater_than(prompts: list[GreaterThanPrompt]) -> list[str]:
+    """Hanna et al.'s corruption for patching greater-than: the start year's last two digits set to ``01``
+    ("from the year 1732" -> "from the year 1701"), so that almost every year is above it and the comparison
+    has nothing to do. Everything else, the century included, stays."""
+    out = []
+    for p in prompts:
+        year = str(p.year)
+        if p.prompt.count(year) != 1:
+            raise ValueError(f"the start year {year} should appear once in {p.prompt!r}")
+        out.append(p.prompt.replace(year, year[:2] + "01"))
+    return out
+
+
 def _gen_years(rng: random.Random, split: str) -> str:
     span_templates = GREATER_THAN_TEMPLATES if split == "train" else GREATER_THAN_HELDOUT_TEMPLATES
     parts = []
@@ -463,17 +476,37 @@ def _gen_facts(rng: random.Random, split: str) -> str:
 class FactPrompt(NamedTuple):
     prompt: str
     answer: str
+    subject: str = ""  # the words of the prompt that the fact is about (causal tracing noises them)
 
 
-def fact_prompts(n: int | None = None, seed: int = 0) -> list[FactPrompt]:
-    """Prompts whose next token is a fact of the knowledge base: "The Corvin Tower is in" -> "Valmont".
+# how each relation is asked: phrasing 0 is the short form; 1 another form of the same facts, for measuring a
+# claim on prompts other than the ones it was found with (both forms are sentences the corpus trains on)
+FACT_PHRASINGS = (
+    {"landmark_city": "The {landmark} is in", "capital": "The capital of {country} is",
+     "city_country": "{city} is a city in"},
+    {"landmark_city": "The {landmark} is located in the city of", "capital": "{capital} is the capital of",
+     "city_country": "The city of {city} is in"},
+)
 
-    ``n=None`` gives every fact once (landmark -> city, country -> capital, city -> country), in a fixed order;
-    otherwise ``n`` of them drawn with the seed.
+
+def fact_prompts(n: int | None = None, seed: int = 0, phrasing: int = 0) -> list[FactPrompt]:
+    """Prompts whose next token is a fact of the knowledge base: "The Corvin Tower is in" -> "Valmont", with
+    the fact's subject ("Corvin Tower").
+
+    ``n=None`` gives every fact once (landmark -> city, country -> capital, city -> country; with
+    ``phrasing=1`` capital -> country instead of country -> capital), in a fixed order; otherwise ``n`` of
+    them drawn with the seed. ``phrasing`` picks the wording (:data:`FACT_PHRASINGS`).
     """
-    facts = [FactPrompt(f"The {lm} is in", city) for lm, (city, _) in LANDMARKS.items()]
-    facts += [FactPrompt(f"The capital of {c} is", cap) for c, (_, cap, _) in COUNTRIES.items()]
-    facts += [FactPrompt(f"{city} is a city in", country) for city, country in CITY_COUNTRY.items()]
+    if phrasing not in range(len(FACT_PHRASINGS)):
+        raise ValueError(f"phrasing must be one of 0..{len(FACT_PHRASINGS) - 1}, got {phrasing!r}")
+    ask = FACT_PHRASINGS[phrasing]
+    facts = [FactPrompt(ask["landmark_city"].format(landmark=lm), city, lm) for lm, (city, _) in LANDMARKS.items()]
+    if phrasing == 0:
+        facts += [FactPrompt(ask["capital"].format(country=c), cap, c) for c, (_, cap, _) in COUNTRIES.items()]
+    else:
+        facts += [FactPrompt(ask["capital"].format(capital=cap), c, cap) for c, (_, cap, _) in COUNTRIES.items()]
+    facts += [FactPrompt(ask["city_country"].format(city=city), country, city)
+              for city, country in CITY_COUNTRY.items()]
     if n is None:
         return facts
     rng = _rng("fact-prompts", seed)

@@ -7,9 +7,12 @@ above the start year's, minus the probability on those below (the start year's o
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 from jaxtyping import Float, Int
 
+from mi_course.language import corpus
 from mi_course.language.corpus import greater_than_answer_tokens
 
 
@@ -59,3 +62,48 @@ def start_year_correlation(model, prompts) -> float:
     expected = (probs * torch.arange(probs.shape[-1])).sum(-1) / probs.sum(-1)
     start = torch.tensor([float(year % 100) for _, year in prompts])
     return torch.corrcoef(torch.stack([start, expected]))[0, 1].item()
+
+
+class GreaterThanPatchingSet(NamedTuple):
+    """Clean greater-than prompts and their ``YY01`` corruptions (Hanna et al.), the same length, for patching."""
+    clean: Int[torch.Tensor, "batch pos"]
+    corrupted: Int[torch.Tensor, "batch pos"]
+    years: list                          # the clean start years
+    positions: dict                      # role -> position: YY (the start year's two digits), END
+    labels: list                         # one label per position, from the first prompt
+
+
+def greater_than_patching_set(model, n: int, seed: int = 0, split: str = "heldout",
+                              template: int = 0) -> GreaterThanPatchingSet:
+    """``n`` prompts of one template (:func:`mi_course.language.corpus.greater_than_prompts`) with the start
+    year's two digits set to 01 (:func:`~mi_course.language.corpus.corrupt_greater_than`); prompts that do not
+    tokenize to the first prompt's length with the year as century + two digits are skipped."""
+    prompts = corpus.greater_than_prompts(20 * n, seed=seed, split=split, templates=[template])
+    kept, yy_at = [], None
+    for p, c in zip(prompts, corpus.corrupt_greater_than(prompts)):
+        clean, corrupted = model.to_tokens(p.prompt)[0], model.to_tokens(c)[0]
+        changed = (clean != corrupted).nonzero().flatten().tolist() if len(clean) == len(corrupted) else []
+        if len(changed) != 1 or model.to_string(clean[changed[0]]).strip() != f"{p.year % 100:02d}":
+            continue
+        if yy_at is None:
+            yy_at, length = changed[0], len(clean)
+        if changed[0] != yy_at or len(clean) != length:
+            continue
+        kept.append((clean, corrupted, p.year))
+        if len(kept) == n:
+            break
+    if len(kept) < n:
+        raise ValueError(f"only {len(kept)} of {n} greater-than prompts tokenize alike for this model")
+    clean = torch.stack([k[0] for k in kept])
+    roles = {"YY": yy_at, "END": clean.shape[1] - 1}
+    names = {v: k for k, v in roles.items()}
+    words = [w.strip() or w for w in model.to_str_tokens(clean[0])]
+    labels = [f"{w} ({names[i]})" if i in names else w for i, w in enumerate(words)]
+    return GreaterThanPatchingSet(clean, torch.stack([k[1] for k in kept]), [k[2] for k in kept], roles, labels)
+
+
+def mean_probability_difference(model, years) -> Callable:
+    """A patching metric: logits -> the mean :func:`probability_difference` at the last position (a float)."""
+    ids = year_token_ids(model)
+    return lambda logits: probability_difference(logits[:, -1].softmax(-1)[:, ids.to(logits.device)].cpu(),
+                                                 years).mean().item()

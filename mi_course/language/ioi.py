@@ -3,8 +3,10 @@ drink to" -> Mary. The logit difference between the indirect object and the subj
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 
 
 def answer_token(model, word: str) -> int:
@@ -25,3 +27,60 @@ def ioi_logit_diffs(model, prompts) -> Float[torch.Tensor, "n"]:
             logits = model(model.to_tokens(prompt))[0, -1]
             diffs.append(logits[answer_token(model, io)] - logits[answer_token(model, s)])
     return torch.stack(diffs)
+
+
+class IOIPatchingSet(NamedTuple):
+    """Clean IOI prompts and their "ABC" corruptions, token for token the same length, ready for patching."""
+    clean: Int[torch.Tensor, "batch pos"]
+    corrupted: Int[torch.Tensor, "batch pos"]
+    io: Int[torch.Tensor, "batch"]       # the indirect object's token (the right answer)
+    s: Int[torch.Tensor, "batch"]        # the subject's token (the wrong answer)
+    positions: dict                      # role -> position, the same in every prompt: IO, S1, S2, S2+1, END
+    labels: list                         # one label per position, e.g. "Daniel (S2)", from the first prompt
+
+
+def ioi_patching_set(model, n: int, seed: int = 0, split: str = "heldout", template: int = 0) -> IOIPatchingSet:
+    """``n`` IOI prompts of one template (:func:`mi_course.language.corpus.ioi_prompts`) with their "ABC"
+    corruptions (:func:`~mi_course.language.corpus.corrupt_ioi`: the second mention of the subject replaced by
+    a third name). Prompts whose names are not single tokens, or whose roles fall on other positions than the
+    first prompt's, are skipped (with GPT-2's tokenizer some objects and places take two tokens)."""
+    from mi_course.language import corpus
+
+    kept, roles = [], None
+    draw = 0
+    while len(kept) < n and draw < 20:
+        prompts = corpus.ioi_prompts(4 * n, seed=seed * 1000 + draw, split=split, templates=[template])
+        draw += 1
+        for p, c in zip(prompts, corpus.corrupt_ioi(prompts, seed=seed * 1000 + draw)):
+            try:
+                io, s = answer_token(model, p.io), answer_token(model, p.s)
+            except ValueError:
+                continue
+            clean, corrupted = model.to_tokens(p.prompt)[0], model.to_tokens(c)[0]
+            if len(clean) != len(corrupted):
+                continue
+            found = _roles(clean, corrupted, io, s)
+            if found is None or (roles is not None and (found != roles or len(clean) != len(kept[0][0]))):
+                continue
+            roles = roles or found
+            kept.append((clean, corrupted, io, s))
+            if len(kept) == n:
+                break
+    if len(kept) < n:
+        raise ValueError(f"only {len(kept)} of {n} IOI prompts of template {template} tokenize alike for this model")
+    clean, corrupted = torch.stack([k[0] for k in kept]), torch.stack([k[1] for k in kept])
+    words = model.to_str_tokens(clean[0])
+    names = {v: k for k, v in roles.items()}
+    labels = [f"{w.strip() or w} ({names[i]})" if i in names else (w.strip() or w) for i, w in enumerate(words)]
+    return IOIPatchingSet(clean, corrupted, torch.tensor([k[2] for k in kept]), torch.tensor([k[3] for k in kept]),
+                          roles, labels)
+
+
+def _roles(clean, corrupted, io: int, s: int) -> dict | None:
+    """IO, S1, S2 (the mention the corruption replaces), S2+1 and END positions, or None if not one each."""
+    io_at = (clean == io).nonzero().flatten().tolist()
+    s_at = (clean == s).nonzero().flatten().tolist()
+    changed = (clean != corrupted).nonzero().flatten().tolist()
+    if len(io_at) != 1 or len(s_at) != 2 or changed != [s_at[1]]:
+        return None
+    return {"IO": io_at[0], "S1": s_at[0], "S2": s_at[1], "S2+1": s_at[1] + 1, "END": len(clean) - 1}

@@ -95,13 +95,72 @@ def embedding_frequency_norms(W_E: torch.Tensor, p: int) -> torch.Tensor:
 def key_frequencies(W_E: torch.Tensor, p: int, mass: float = 0.9) -> list[int]:
     """The fewest frequencies, largest first, that together hold at least ``mass`` of the embedding's norm.
 
-    Frequency 0 (the constant term) is ranked like the others; in a grokked model it holds almost nothing.
+    Frequency 0 (the constant term) is ranked like the others; in a grokked model it holds almost nothing. At a
+    tie the lower frequency comes first.
     """
     if not 0 < mass <= 1:
         raise ValueError(f"mass must be in (0, 1], got {mass!r}")
     fractions = embedding_frequency_norms(W_E, p)
-    order = fractions.argsort(descending=True)
+    order = torch.sort(fractions, descending=True, stable=True).indices  # at a tie the lower frequency first
     cumulative = fractions[order].cumsum(0)
     # the 1e-6 slack absorbs float rounding when mass = 1
     count = int((cumulative < mass - 1e-6).sum().item()) + 1
     return [int(k) for k in order[:min(count, len(order))]]
+
+
+def _frequency_rows(p: int, freqs) -> torch.Tensor:
+    freqs = [int(k) for k in freqs]
+    if any(not 0 <= k <= p // 2 for k in freqs):
+        raise ValueError(f"frequencies must be in 0..{p // 2}, got {freqs}")
+    return torch.isin(frequency_of_row(p), torch.tensor(freqs, dtype=torch.long))
+
+
+def filter_frequencies(logits: torch.Tensor, p: int, freqs, keep: bool = True) -> torch.Tensor:
+    """The logits ``[..., p]`` (one per answer ``c``) with only the frequencies ``freqs`` kept (``keep=True``),
+    or with exactly those removed (``keep=False``), in the Fourier basis over ``c``. A model that computes
+    ``cos(w (a + b - c))`` for its key frequencies ``w`` keeps its accuracy with only those and loses it
+    without them (Nanda et al., 2023, section 5's restricted and excluded loss, here over ``c`` alone)."""
+    p = _check_p(p)
+    if logits.shape[-1] != p:
+        raise ValueError(f"logits must end in p = {p} answers, got shape {tuple(logits.shape)}")
+    basis = fourier_basis(p).to(logits)
+    rows = _frequency_rows(p, freqs).to(logits.device)
+    rows = rows if keep else ~rows
+    return (logits @ basis[rows].T) @ basis[rows]
+
+
+def embedding_circle(W_E: torch.Tensor, p: int, k: int) -> torch.Tensor:
+    """Each number token's embedding in the plane of frequency ``k``: the components of ``W_E[x]`` along the
+    two directions of ``d_model`` that ``cos(2 pi k x / p)`` and ``sin(2 pi k x / p)`` load on, ``[p, 2]``.
+    For a key frequency the points lie on a circle, token ``x`` at angle ``2 pi k x / p``."""
+    p = _check_p(p)
+    if not 1 <= k <= (p - 1) // 2:
+        raise ValueError(f"k must be a frequency with both cos and sin, 1..{(p - 1) // 2}, got {k!r}")
+    E = W_E[:p].detach().cpu().double()
+    coeffs = fourier_basis(p).double() @ E                  # [p, d_model]: row 2k-1 is cos k, row 2k sin k
+    plane, _ = torch.linalg.qr(coeffs[[2 * k - 1, 2 * k]].T)  # [d_model, 2], orthonormal
+    return (E @ plane).float()
+
+
+def neuron_frequency_shares(acts: torch.Tensor, p: int) -> torch.Tensor:
+    """For each neuron, the share of its activation pattern over the ``(a, b)`` grid that lies in each
+    frequency, ``[d_mlp, p // 2 + 1]``: 2-D Fourier coefficients (basis over ``a`` times basis over ``b``),
+    the constant term left out; frequency ``k`` holds every term whose ``a`` and ``b`` parts are of frequency
+    ``k`` or constant (``cos(w a)``, ``sin(w a) cos(w b)``, ...). ``acts`` is ``[p * p, d_mlp]`` in the order
+    of :func:`all_pairs`. A neuron of a grokked model holds almost all of its pattern in one key frequency."""
+    p = _check_p(p)
+    if acts.dim() != 2 or acts.shape[0] != p * p:
+        raise ValueError(f"acts must be [p * p, d_mlp] = [{p * p}, d_mlp] in all_pairs order, got "
+                         f"{tuple(acts.shape)}")
+    basis = fourier_basis(p).double()
+    grid = acts.detach().cpu().double().T.reshape(-1, p, p)            # [d_mlp, a, b]
+    energy = torch.einsum("ia,nab,jb->nij", basis, grid, basis).pow(2)  # [d_mlp, freq row a, freq row b]
+    energy[:, 0, 0] = 0  # the mean activation says nothing about frequencies
+    freq = frequency_of_row(p)
+    n_freq = p // 2 + 1
+    per = torch.zeros(energy.shape[0], n_freq, dtype=torch.float64)
+    for k in range(1, n_freq):
+        rows = (freq == k) | (freq == 0)
+        per[:, k] = energy[:, rows][:, :, rows].sum((1, 2))  # the (0, 0) term is already 0
+    total = energy.sum((1, 2)).clamp_min(1e-30)
+    return (per / total[:, None]).float()

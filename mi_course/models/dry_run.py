@@ -57,13 +57,16 @@ def _training_text() -> list[str]:
 
 @lru_cache(maxsize=None)
 def _stand_in_backend(vocab_size: int, specials: tuple[tuple[str, int], ...], split_digits: bool):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     def bare(model):
         tok = Tokenizer(model)
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-                             if split_digits else byte_level)
+        # digits one by one where the real tokenizer does; else in pairs, as GPT-2 spells years ("17", "32"),
+        # which the greater-than prompts need (a trained BPE would merge a year into one token)
+        digits = (pre_tokenizers.Digits(individual_digits=True) if split_digits
+                  else pre_tokenizers.Split(Regex(r" ?[0-9]{2}"), behavior="isolated"))
+        tok.pre_tokenizer = pre_tokenizers.Sequence([digits, byte_level])
         tok.decoder = decoders.ByteLevel()
         return tok
 
