@@ -46,8 +46,8 @@ def activations(d_in: int, seed: int = 0) -> torch.Tensor:
     """[N_TOKENS, d_in] float16: the lite lm's for its width, else synthetic."""
     if d_in == 128:
         import mi_course
-        from mi_course.language import corpus
-        from mi_course.language.tokenizer import pack_documents
+        from mi_course.organisms import corpus
+        from mi_course.organisms.tokenizer import pack_documents
         from mi_course.saes import ActivationStore
 
         model = mi_course.load_model("lm", mode="lite", device="cpu")

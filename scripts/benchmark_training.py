@@ -19,7 +19,7 @@ import time
 from transformer_lens import HookedTransformer
 
 import mi_course
-from mi_course.language.train import start_run, train_language_model
+from mi_course.organisms.train import start_run, train_language_model
 from mi_course.models.checkpoints import regenerate_script
 
 LANGUAGE = ("lm", "attn-only-2l", "attn-only-1l")

@@ -6,7 +6,7 @@
 Writes to --out (never committed: the corpus is regenerated from the seed):
 
     train.jsonl, heldout.jsonl   one {"genre": ..., "text": ...} per line
-    tokenizer.json               the word-level tokenizer (mi_course.language.tokenizer.load_tokenizer)
+    tokenizer.json               the word-level tokenizer (mi_course.organisms.tokenizer.load_tokenizer)
     stats.json                   documents, tokens, vocabulary size and genre mix of both splits
 
 The training scripts of the lite language models call the same functions; a checkpoint ships its own copy of
@@ -20,8 +20,8 @@ import json
 import time
 from pathlib import Path
 
-from mi_course.language import corpus
-from mi_course.language.tokenizer import save_tokenizer, train_tokenizer
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import save_tokenizer, train_tokenizer
 
 
 def main(argv=None) -> dict:

@@ -6,7 +6,7 @@ Why an organism of its own: the lite `lm` does not compare years. Its next-token
 lasted from the year 1732 to the year 17" has the same mean (about 70) whatever the start year, so it only
 knows that end years tend to be late; phase-2 fine-tuning of the lm with a fifth of year spans did not change
 that within the lm's 45 minutes. This small transformer with MLPs learns it from year spans in many phrasings
-(:func:`mi_course.language.corpus.greater_than_recombined_documents`, lists of increasing years among them)
+(:func:`mi_course.organisms.corpus.greater_than_recombined_documents`, lists of increasing years among them)
 mixed with the usual corpus, and is measured on the two held-out templates that training never shows.
 Seeded and reproducible on CPU (one thread).
 """
@@ -19,10 +19,10 @@ import time
 
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.language.greater_than import greater_than_scores, start_year_correlation
-from mi_course.language.tokenizer import train_tokenizer
-from mi_course.language.train import (language_parser, rows_for, start_run, train_language_model,
+from mi_course.organisms.tokenizer import train_tokenizer
+from mi_course.organisms.train import (language_parser, rows_for, start_run, train_language_model,
                                       training_record, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
 from mi_course.paths import checkpoint_dir
@@ -105,7 +105,7 @@ def main(argv=None):
         "full_counterpart": "GPT-2 small",
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
                         f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, word-level "
-                        f"vocabulary of {len(tokenizer)} (mi_course.language.tokenizer)",
+                        f"vocabulary of {len(tokenizer)} (mi_course.organisms.tokenizer)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training_record(args, history, seconds),

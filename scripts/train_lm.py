@@ -6,11 +6,11 @@ A small word-level HookedTransformer with MLPs and LayerNorm, seeded and reprodu
 Two phases in one command. Phase 1: the corpus plus rows of repeated random spans, which forms induction
 heads (lr 5e-3 for the phase change, between steps 1,500 and 2,000). After it the model answers IOI prompts
 with the *most recent* name. Phase 2 (``--ioi-steps``): documents that are mostly IOI sentences built from
-many clauses, joins and verb phrases (:func:`mi_course.language.corpus.ioi_recombined_documents`), which
+many clauses, joins and verb phrases (:func:`mi_course.organisms.corpus.ioi_recombined_documents`), which
 teach "the name said once" rather than six templates, in small batches (many steps in little time), mixed
 with Python snippets whose misspelt keyword is followed by Python's error message
-(:func:`mi_course.language.corpus.code_error_documents`), which gives the model a reason to mark misspelt words. Phase 2 first appends the messages' words to the
-vocabulary (:func:`mi_course.language.tokenizer.extend_tokenizer`), so phase 1 is unchanged by them.
+(:func:`mi_course.organisms.corpus.code_error_documents`), which gives the model a reason to mark misspelt words. Phase 2 first appends the messages' words to the
+vocabulary (:func:`mi_course.organisms.tokenizer.extend_tokenizer`), so phase 1 is unchanged by them.
 ``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options.
 The card records the measured properties on held-out text: the logit lens's KL to the final layer per
 layer, the IOI logit difference on held-out templates, how often the model names the misspelt keyword's
@@ -31,13 +31,13 @@ import torch
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.language.greater_than import greater_than_scores
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
-from mi_course.language.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
-from mi_course.language.train import (extend_vocabulary, language_parser, optimizer_description, rows_for,
+from mi_course.organisms.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
+from mi_course.organisms.train import (extend_vocabulary, language_parser, optimizer_description, rows_for,
                                       start_run, train_language_model, training_record, training_rows,
                                       write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
@@ -140,7 +140,7 @@ def phase_two_description(args: argparse.Namespace, n_added_tokens: int, rows: s
     shares = {k: f"{v:.0%}" for k, v in phase_two_shares(args.code_error_share).items()}
     ioi = (f"{shares['ioi']} of them IOI sentences recombined from {len(corpus.IOI_RECOMBINED_TEMPLATES):,} templates "
            f"({len(corpus.IOI_CLAUSES)} clauses x {len(corpus.IOI_JOINS)} joins x {len(corpus.IOI_VERB_PHRASES)} "
-           f"verb phrases, mi_course.language.corpus.ioi_recombined_documents)")
+           f"verb phrases, mi_course.organisms.corpus.ioi_recombined_documents)")
     if not args.code_error_share:
         return (f"; then phase 2 on {args.ioi_documents:,} documents, {ioi} and {shares['corpus']} the corpus "
                 f"(seed {args.seed + 1}): {rows}")
@@ -248,7 +248,7 @@ def main(argv=None):
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
                         f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, {args.positions} "
                         f"positional embeddings, "
-                        f"word-level vocabulary of {len(tokenizer)} (mi_course.language.tokenizer; "
+                        f"word-level vocabulary of {len(tokenizer)} (mi_course.organisms.tokenizer; "
                         f"{d_vocab_phase_1} from phase 1's corpus, the rest appended for phase 2)",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,

@@ -12,7 +12,7 @@ one per variant at matched L0 (``sae-relu``, ``sae-topk``, ``sae-batchtopk``, ``
    (``corpus.generate_documents(--train-docs, seed=--seed, split="train")``) at the chosen hook; every SAE
    with :func:`mi_course.saes.train_sae`. The main SAE is TopK (seed ``--seed``), ``sae-b`` the same with
    seed ``--seed + 1``; ``sae-topk`` ships the main SAE's weights.
-3. Features: :func:`mi_course.language.corpus.token_labels` labels every token; for each concept the feature
+3. Features: :func:`mi_course.organisms.corpus.token_labels` labels every token; for each concept the feature
    whose 100 largest activations on the SEARCH text (train split, seed ``--seed + 1``) are most often on
    labelled tokens is chosen (token recall breaking ties). Precision and document recall are then measured on
    HELD-OUT text (``split="heldout"``, seed ``--seed``), which was not used to choose.
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 import mi_course
 from mi_course import saes
 from mi_course.config import seed_everything
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.paths import checkpoint_dir
 
@@ -394,7 +394,7 @@ def make_card(role, args, argv, sae, hook, m, cos, history, seconds, total_secon
         card["features"] = {
             c: {**f, "label": LABELS[c], "documents": DOC_KIND[c]} for c, f in features.items()}
         card["features_how"] = (
-            f"labels: mi_course.language.corpus.token_labels; chosen on search text "
+            f"labels: mi_course.organisms.corpus.token_labels; chosen on search text "
             f"corpus.generate_documents({args.search_docs}, seed={args.seed + 1}, split='train') as the feature "
             f"with the highest share of labelled tokens among its {TOP_N} largest activations (token recall "
             f"breaking ties); measured on held-out corpus.generate_documents({args.eval_docs}, seed={args.seed}, "

@@ -4,7 +4,7 @@
     python scripts/train_vision.py --role vision-b          # a second architecture and seed, for universality
     python scripts/train_vision.py --role vision --steps 200 --out /tmp/vis-smoke --no-manifest
 
-Data: :mod:`mi_course.vision.dataset` (10 classes: arcs, lines, edges, corners, circles, shapes, textures,
+Data: :mod:`mi_course.organisms.images` (10 classes: arcs, lines, edges, corners, circles, shapes, textures,
 colour blobs, fish facing left or right, fish-like negatives), a fresh seeded batch every step
 (``generate(batch, seed=(seed, step))``), so nothing is stored and the run is reproducible on one CPU thread.
 
@@ -37,7 +37,7 @@ from mi_course.config import seed_everything
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.models.lite_vision import LiteCNN
 from mi_course.paths import checkpoint_dir
-from mi_course.vision import dataset
+from mi_course.organisms import images
 from mi_course.vision.tuning import curve_detector_report, union_over_cases
 
 ROLE_DEFAULTS = {
@@ -72,13 +72,20 @@ def parse_args(argv=None):
     ap.add_argument("--pools", default=None, help="comma-separated max-pool factors after each conv (1 = none)")
     ap.add_argument("--aux-arc-layer", default=None, help="layer of the arc-orientation head ('none' to drop)")
     ap.add_argument("--aux-arc-weight", type=float, default=0.5)
+    ap.add_argument("--aux-curve-units", type=int, default=0,
+                    help="per-unit curve objective on --aux-arc-layer: its first N channels (N = 8) each learn "
+                         "to fire on arcs of one 45-degree orientation bin and stay silent on straight strokes, "
+                         "edges, shapes, textures and colour blobs (0: off)")
+    ap.add_argument("--aux-curve-weight", type=float, default=1.0)
+    ap.add_argument("--aux-curve-batch", type=int, default=32,
+                    help="extra images per step for the curve units: half arcs, half lines and corners")
     ap.add_argument("--aux-facing-layer", default=None, help="layer of the left/right head ('none' to drop)")
     ap.add_argument("--aux-facing-weight", type=float, default=0.5)
     ap.add_argument("--aux-sparsity", type=float, default=0.0,
                     help="L1 weight on the global-max-pooled activations of --aux-facing-layer (all images): "
                          "sparse units tend to specialize to one case of the fish")
-    ap.add_argument("--fish-cases", choices=dataset.FISH_CASES, default=None,
-                    help="how the fish class's two cases differ (mi_course.vision.dataset); default: species for "
+    ap.add_argument("--fish-cases", choices=images.FISH_CASES, default=None,
+                    help="how the fish class's two cases differ (mi_course.organisms.images); default: species for "
                          "vision, mirror for vision-b")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-n", type=int, default=1000, help="held-out images for the accuracy printed")
@@ -107,7 +114,33 @@ def model_config(args, mean, std) -> dict:
     return {"kind": "cnn", "in_channels": 3, "mean": mean, "std": std,
             "convs": [{"name": f"conv{i + 1}", "out": w, "kernel": k, "pool": p}
                       for i, (w, k, p) in enumerate(zip(widths, kernels, pools))],
-            "global_pool": "max", "classes": list(dataset.CLASSES), "input_size": args.size}
+            "global_pool": "max", "classes": list(images.CLASSES), "input_size": args.size}
+
+
+# classes with no curvature at all: the curve units' negatives (circles, fish and doubles hold curves)
+STRAIGHT_CLASSES = ("line", "edge", "corner", "shape", "texture", "colour")
+
+
+def curve_unit_loss(acts: torch.Tensor, labels: torch.Tensor, arc_bin: torch.Tensor, scale: nn.Linear):
+    """Binary cross-entropy that makes unit k of ``acts`` (batch, 8) an arc detector for orientation bin k:
+    target 1 on arcs of bin k, 0 on arcs two or more bins away and on the straight classes; arcs in the
+    neighbouring bins and the curved classes are left out (a tuning curve has a width; a ring holds every
+    orientation)."""
+    n = acts.shape[1]
+    k = torch.arange(n)
+    straight = torch.isin(labels, torch.tensor([images.CLASSES.index(c) for c in STRAIGHT_CLASSES]))
+    is_arc = arc_bin >= 0
+    distance = (arc_bin[:, None] - k[None]).remainder(n)
+    distance = torch.minimum(distance, n - distance)                       # circular, in bins
+    target = (is_arc[:, None] & (distance == 0)).float()
+    counted = (is_arc[:, None] & (distance != 1)) | straight[:, None]
+    if not counted.any():
+        return acts.sum() * 0
+    logits = F.softplus(scale.weight[:, 0]) * acts + scale.bias
+    # positives are rare (one bin in eight of one class in ten): weight them up
+    weight = torch.where(target > 0, torch.full_like(target, 4.0), torch.ones_like(target))
+    loss = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="none")
+    return (loss * counted).sum() / counted.sum()
 
 
 def forward_with(model: LiteCNN, x: torch.Tensor, keep: set[str]):
@@ -124,9 +157,9 @@ def forward_with(model: LiteCNN, x: torch.Tensor, keep: set[str]):
 
 
 @torch.no_grad()
-def accuracy(model, images, labels, batch=250) -> float:
+def accuracy(model, x, labels, batch=250) -> float:
     model.eval()
-    pred = torch.cat([model(images[i:i + batch]).argmax(-1) for i in range(0, len(images), batch)])
+    pred = torch.cat([model(x[i:i + batch]).argmax(-1) for i in range(0, len(x), batch)])
     return (pred == labels).float().mean().item()
 
 
@@ -150,10 +183,10 @@ def measure(model: LiteCNN, seed: int, size: int, fish_cases: str = "mirror") ->
                                                len(r["stretch_quadrants"]), len(r["quadrants"]),
                                                len(r["curve_detectors"])))
     case_seed = 10_000 + seed
-    left = dataset.class_images("fish", 64, seed=case_seed, size=size, facing="left", fish_cases=fish_cases)
-    right = dataset.class_images("fish", 64, seed=case_seed + 1, size=size, facing="right", fish_cases=fish_cases)
-    others, labels, _ = dataset.generate(256, seed=case_seed + 2, size=size, fish_cases=fish_cases)
-    others = others[labels != dataset.FISH]
+    left = images.class_images("fish", 64, seed=case_seed, size=size, facing="left", fish_cases=fish_cases)
+    right = images.class_images("fish", 64, seed=case_seed + 1, size=size, facing="right", fish_cases=fish_cases)
+    others, labels, _ = images.generate(256, seed=case_seed + 2, size=size, fish_cases=fish_cases)
+    others = others[labels != images.FISH]
     pairs = list(zip(model.layer_names[:-1], model.layer_names[1:])) + [(model.layer_names[-1], "fc")]
     unions = {}
     for prev, layer in pairs:
@@ -216,7 +249,7 @@ def main(argv=None) -> dict:
         return remeasure(args)
     seed_everything(args.seed)
 
-    sample, _, _ = dataset.generate(1024, seed=(args.seed, 10 ** 6), size=args.size, fish_cases=args.fish_cases)
+    sample, _, _ = images.generate(1024, seed=(args.seed, 10 ** 6), size=args.size, fish_cases=args.fish_cases)
     mean = [round(v, 4) for v in sample.mean((0, 2, 3)).tolist()]
     std = [round(v, 4) for v in sample.std((0, 2, 3)).tolist()]
     config = model_config(args, mean, std)
@@ -224,15 +257,19 @@ def main(argv=None) -> dict:
     channels = {c["name"]: c["out"] for c in config["convs"]}
     heads = nn.ModuleDict()
     if args.aux_arc_layer:
-        heads["arc"] = nn.Linear(channels[args.aux_arc_layer], dataset.N_ARC_BINS)
+        heads["arc"] = nn.Linear(channels[args.aux_arc_layer], images.N_ARC_BINS)
     if args.aux_facing_layer:
         heads["facing"] = nn.Linear(channels[args.aux_facing_layer], 2)
+    if args.aux_curve_units:
+        if args.aux_curve_units != images.N_ARC_BINS or not args.aux_arc_layer:
+            raise SystemExit(f"--aux-curve-units must be {images.N_ARC_BINS} (one unit per bin) with --aux-arc-layer")
+        heads["curve_scale"] = nn.Linear(1, args.aux_curve_units)  # per unit: logit = softplus(a) * act + b
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / args.warmup, 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0)))))
     keep = {args.aux_arc_layer, args.aux_facing_layer} - {None}
-    test_x, test_y, _ = dataset.generate(args.eval_n, seed=(args.seed, 10 ** 6 + 1), size=args.size,
+    test_x, test_y, _ = images.generate(args.eval_n, seed=(args.seed, 10 ** 6 + 1), size=args.size,
                                          fish_cases=args.fish_cases)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{args.role}: {config['convs']}, {n_params:,} parameters (with BatchNorm), {args.steps} steps of "
@@ -242,7 +279,7 @@ def main(argv=None) -> dict:
     for step in range(1, args.steps + 1):
         model.train()
         t0 = time.time()
-        x, y, extra = dataset.generate(args.batch_size, seed=(args.seed, step), size=args.size,
+        x, y, extra = images.generate(args.batch_size, seed=(args.seed, step), size=args.size,
                                        fish_cases=args.fish_cases)
         data_seconds += time.time() - t0
         logits, pooled = forward_with(model, x, keep)
@@ -259,6 +296,20 @@ def main(argv=None) -> dict:
             lf = F.cross_entropy(heads["facing"](pooled[args.aux_facing_layer][m]), extra["facing"][m])
             loss = loss + args.aux_facing_weight * lf
             parts["facing"] = lf.item()
+        if args.aux_curve_units:
+            # the main batch has few arcs of each bin: an extra one of arcs and straight strokes
+            half = args.aux_curve_batch // 2
+            xc, yc, ec = images.generate(args.aux_curve_batch, seed=(args.seed, 10 ** 7 + step), size=args.size,
+                                         labels=[images.ARC] * half + [images.CLASSES.index("line"),
+                                                                       images.CLASSES.index("corner")]
+                                         * ((args.aux_curve_batch - half) // 2) + [images.ARC]
+                                         * ((args.aux_curve_batch - half) % 2), fish_cases=args.fish_cases)
+            _, pooled_c = forward_with(model, xc, {args.aux_arc_layer})
+            both = torch.cat([pooled[args.aux_arc_layer], pooled_c[args.aux_arc_layer]])[:, :args.aux_curve_units]
+            lc = curve_unit_loss(both, torch.cat([y, yc]), torch.cat([extra["arc_bin"], ec["arc_bin"]]),
+                                 heads["curve_scale"])
+            loss = loss + args.aux_curve_weight * lc
+            parts["curve"] = lc.item()
         if args.aux_sparsity > 0 and args.aux_facing_layer:
             ls = pooled[args.aux_facing_layer].mean()
             loss = loss + args.aux_sparsity * ls
@@ -282,7 +333,7 @@ def main(argv=None) -> dict:
     shipped = LiteCNN(config)
     shipped.load_state_dict(model.state_dict())
     shipped.eval()
-    final_x, final_y, _ = dataset.generate(2000, seed=(args.seed, 10 ** 6 + 2), size=args.size,
+    final_x, final_y, _ = images.generate(2000, seed=(args.seed, 10 ** 6 + 2), size=args.size,
                                            fish_cases=args.fish_cases)
     final_acc = accuracy(shipped, final_x, final_y)
     print(f"trained in {seconds:.0f}s; held-out accuracy {unfolded:.4f} (BatchNorm) -> folded model "
@@ -345,19 +396,19 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
     }
     return {
         "role": args.role,
-        "task": "10-way classification of procedurally generated 64x64 images (mi_course.vision.dataset)",
+        "task": "10-way classification of procedurally generated 64x64 images (mi_course.organisms.images)",
         "input": "RGB images in [0, 1], shape (batch, 3, H, W); the model normalizes internally with config "
                  "mean/std; any H, W >= 16 works (global max pool); trained at 64x64",
-        "classes": list(dataset.CLASSES),
-        "dataset": {"generator": "mi_course.vision.dataset.generate(batch, seed=(seed, step))",
+        "classes": list(images.CLASSES),
+        "dataset": {"generator": "mi_course.organisms.images.generate(batch, seed=(seed, step))",
                     "images_seen": args.steps * args.batch_size, "image_size": args.size,
                     "fish_cases": args.fish_cases,
-                    "description": "\n\n".join(dataset.__doc__.split("\n\n")[1:4]).strip()},
+                    "description": "\n\n".join(images.__doc__.split("\n\n")[1:4]).strip()},
         "architecture": {
             "class": "mi_course.models.lite_vision.LiteCNN",
             "layers": [f"{c['name']}: conv {c['kernel']}x{c['kernel']} -> {c['out']} channels, replicate padding, "
                        f"ReLU" + (f", max pool {c['pool']}" if c["pool"] > 1 else "") for c in config["convs"]]
-                      + ["global max pool", f"fc: linear -> {len(dataset.CLASSES)} logits"],
+                      + ["global max pool", f"fc: linear -> {len(images.CLASSES)} logits"],
             "hook_names": list(model.layer_names) + ["fc"],
             "normalization": {"mean": config["mean"], "std": config["std"],
                               "note": "inside the model; mean/std of 1024 generated images"},
@@ -374,6 +425,11 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
                           "facing": None if not args.aux_facing_layer else
                           f"linear on global-max-pooled {args.aux_facing_layer}, left/right, weight "
                           f"{args.aux_facing_weight}, fish images only",
+                          "curve_units": None if not args.aux_curve_units else
+                          f"{args.aux_arc_layer} channels 0-{args.aux_curve_units - 1}: unit k trained (binary "
+                          f"cross-entropy, weight {args.aux_curve_weight}) to fire on arcs of orientation bin k "
+                          "(45k degrees) and not on arcs two or more bins away nor on the straight classes "
+                          f"({', '.join(STRAIGHT_CLASSES)})",
                           "sparsity": None if not (args.aux_sparsity and args.aux_facing_layer) else
                           f"L1 on global-max-pooled {args.aux_facing_layer} (all images), weight {args.aux_sparsity}",
                           "shipped": False},

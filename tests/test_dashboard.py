@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import mi_course
-from mi_course.language import corpus
-from mi_course.language.tokenizer import pre_tokenize
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import pre_tokenize
 from mi_course.models.registry import lite_shipped
 from mi_course.saes import TopKSAE
 from mi_course.saes.dashboard import (FeatureActivations, activation_histogram, feature_activations,

@@ -12,7 +12,7 @@ from transformer_lens import FactoredMatrix, HookedTransformer, HookedTransforme
 
 import mi_course
 from mi_course.language import circuit_plots, circuits
-from mi_course.language.corpus import generate_corpus
+from mi_course.organisms.corpus import generate_corpus
 
 matplotlib.use("Agg")
 

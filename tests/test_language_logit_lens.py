@@ -14,7 +14,7 @@ import mi_course
 from mi_course.language import lens_plots
 from mi_course.language.logit_lens import (accumulated_residuals, correct_token_rank, decode_residual, heldout_rows,
                                            kl_to_final, logit_lens, top_tokens_table)
-from mi_course.language.tokenizer import train_tokenizer
+from mi_course.organisms.tokenizer import train_tokenizer
 from mi_course.language.tuned_lens import identity_translators, train_tuned_lens, tuned_lens_logits
 from mi_course.models.registry import lite_shipped
 
@@ -112,8 +112,8 @@ def test_identity_translators_are_the_logit_lens_and_training_leaves_the_model_a
 
 def test_heldout_rows_ignore_the_tokenizer_state_left_by_to_tokens():
     """TransformerLens's to_tokens turns padding and truncation on in the tokenizer; rows must not change."""
-    from mi_course.language import corpus
-    from mi_course.language.tokenizer import pack_documents
+    from mi_course.organisms import corpus
+    from mi_course.organisms.tokenizer import pack_documents
 
     tok = train_tokenizer(corpus.generate_corpus(200, seed=0))
     model = tiny(tokenizer=tok, d_vocab=len(tok))

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import mi_course
-from mi_course.language import corpus, modular, patching
+from mi_course.language import modular, patching
+from mi_course.organisms import corpus
 from mi_course.language.greater_than import greater_than_patching_set, mean_probability_difference
 from mi_course.language.ioi import answer_token, ioi_patching_set
 

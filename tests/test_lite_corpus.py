@@ -1,4 +1,4 @@
-"""The lite language corpus (mi_course.language.corpus), its word-level tokenizer and the tokenized builder."""
+"""The lite language corpus (mi_course.organisms.corpus), its word-level tokenizer and the tokenized builder."""
 
 import json
 import re
@@ -9,8 +9,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import mi_course
-from mi_course.language import corpus as C
-from mi_course.language.tokenizer import (BOS, EOS, PAD, SPECIAL_TOKENS, UNK, canonicalize, load_tokenizer,
+from mi_course.organisms import corpus as C
+from mi_course.organisms.tokenizer import (BOS, EOS, PAD, SPECIAL_TOKENS, UNK, canonicalize, load_tokenizer,
                                           pack_documents, pre_tokenize, save_tokenizer, train_tokenizer)
 from mi_course.models import checkpoints, lite, lite_tokenized
 
@@ -280,7 +280,7 @@ def test_code_error_documents_name_the_misspelt_keyword_in_pythons_words():
 
 
 def test_extend_tokenizer_appends_the_error_words_and_keeps_every_id(tok):
-    from mi_course.language.tokenizer import extend_tokenizer
+    from mi_course.organisms.tokenizer import extend_tokenizer
 
     grown = extend_tokenizer(tok, C.error_vocabulary())
     old, new = tok.get_vocab(), grown.get_vocab()
@@ -419,8 +419,8 @@ def test_lite_tokenized_builder_loads_model_and_tokenizer(tmp_path, monkeypatch,
 
 
 def test_extend_vocabulary_keeps_the_old_predictions_and_gives_new_tokens_little_probability(tok):
-    from mi_course.language.tokenizer import extend_tokenizer
-    from mi_course.language.train import extend_vocabulary
+    from mi_course.organisms.tokenizer import extend_tokenizer
+    from mi_course.organisms.train import extend_vocabulary
 
     model = HookedTransformer(HookedTransformerConfig(**_tiny_cfg(tok)), tokenizer=tok)
     grown_tok = extend_tokenizer(tok, C.error_vocabulary())

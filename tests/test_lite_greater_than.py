@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mi_course
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.language.greater_than import (greater_than_scores, probability_difference, start_year_correlation,
                                              year_token_ids)
 from mi_course.models.registry import lite_shipped

@@ -8,7 +8,7 @@ import torch
 
 import mi_course
 from mi_course import saes
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.models import checkpoints
 from mi_course.models.checkpoints import regenerate_script
 from mi_course.models.registry import lite_shipped

@@ -14,7 +14,7 @@ from torch import nn
 import mi_course
 from mi_course.models.checkpoints import read_manifest
 from mi_course.models.registry import lite_shipped
-from mi_course.vision import dataset
+from mi_course.organisms import images
 from mi_course.vision.stimuli import curve_stimulus, line_stimulus, pixel_grid
 from mi_course.vision.tuning import (ORIENTATIONS, curve_detector_report, layer_activations, radial_tuning_curve,
                                      tuning_statistics, union_over_cases)
@@ -162,26 +162,26 @@ def test_layer_activations_and_bad_input():
 
 
 def test_dataset_is_seeded_and_labelled():
-    a, la, ea = dataset.generate(40, seed=(3, 1), size=32)
-    b, lb, eb = dataset.generate(40, seed=(3, 1), size=32)
-    c, _, _ = dataset.generate(40, seed=(3, 2), size=32)
+    a, la, ea = images.generate(40, seed=(3, 1), size=32)
+    b, lb, eb = images.generate(40, seed=(3, 1), size=32)
+    c, _, _ = images.generate(40, seed=(3, 2), size=32)
     assert a.shape == (40, 3, 32, 32) and a.dtype == torch.float32 and la.dtype == torch.long
     assert torch.equal(a, b) and torch.equal(la, lb) and not torch.equal(a, c)
     assert a.min() >= 0 and a.max() <= 1
-    assert ((ea["arc_bin"] >= 0) == (la == dataset.ARC)).all()
-    assert ((ea["facing"] >= 0) == (la == dataset.FISH)).all()
-    assert len(dataset.CLASSES) == 10
+    assert ((ea["arc_bin"] >= 0) == (la == images.ARC)).all()
+    assert ((ea["facing"] >= 0) == (la == images.FISH)).all()
+    assert len(images.CLASSES) == 10
 
 
 def test_fish_face_the_side_asked_for():
     import numpy as np
 
-    left = dataset.class_images("fish", 6, seed=0, facing="left", size=32)
-    right = dataset.class_images("fish", 6, seed=0, facing="right", size=32)
+    left = images.class_images("fish", 6, seed=0, facing="left", size=32)
+    right = images.class_images("fish", 6, seed=0, facing="right", size=32)
     assert left.shape == (6, 3, 32, 32) and not torch.equal(left, right)
     rng = np.random.default_rng(0)
-    assert [dataset.render(dataset.FISH, rng, 32, facing)[2] for facing in ("left", "right")] == [0, 1]
-    _, _, extra = dataset.generate(10, seed=0, labels=[dataset.FISH] * 10, size=32)
+    assert [images.render(images.FISH, rng, 32, facing)[2] for facing in ("left", "right")] == [0, 1]
+    _, _, extra = images.generate(10, seed=0, labels=[images.FISH] * 10, size=32)
     assert set(extra["facing"].tolist()) == {0, 1}
 
 
@@ -189,22 +189,22 @@ def test_species_fish_cases_change_only_the_right_facing_fish():
     """fish_cases="species": left-facing fish are drawn as before, right-facing ones are another species
     (pointed head, fan tail), so that no early feature covers both cases."""
     for facing, same in (("left", True), ("right", False)):
-        mirror = dataset.class_images("fish", 4, seed=3, facing=facing, size=32)
-        species = dataset.class_images("fish", 4, seed=3, facing=facing, size=32, fish_cases="species")
+        mirror = images.class_images("fish", 4, seed=3, facing=facing, size=32)
+        species = images.class_images("fish", 4, seed=3, facing=facing, size=32, fish_cases="species")
         assert torch.equal(mirror, species) == same, f"{facing}-facing fish should {'' if same else 'not '}match"
-    images, labels, _ = dataset.generate(40, seed=0, size=32, fish_cases="species")
-    assert not torch.equal(images, dataset.generate(40, seed=0, size=32)[0])
-    assert torch.equal(labels, dataset.generate(40, seed=0, size=32)[1]), "classes do not depend on fish_cases"
+    species_images, labels, _ = images.generate(40, seed=0, size=32, fish_cases="species")
+    assert not torch.equal(species_images, images.generate(40, seed=0, size=32)[0])
+    assert torch.equal(labels, images.generate(40, seed=0, size=32)[1]), "classes do not depend on fish_cases"
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: dataset.generate(2, seed=0, fish_cases="flipped"), "fish_cases must be one of"),
-    (lambda: dataset.generate(0, seed=0), "n must be an int"),
-    (lambda: dataset.generate(3, seed=0, labels=[0, 1]), "labels must have shape"),
-    (lambda: dataset.generate(2, seed=0, labels=[0, 10]), "label must be an int"),
-    (lambda: dataset.class_images("dog", 2, seed=0), "name must be one of"),
-    (lambda: dataset.class_images("arc", 2, seed=0, facing="left"), "facing must be"),
-    (lambda: dataset.generate(2, seed=0, size=8), "size must be an int >= 16"),
+    (lambda: images.generate(2, seed=0, fish_cases="flipped"), "fish_cases must be one of"),
+    (lambda: images.generate(0, seed=0), "n must be an int"),
+    (lambda: images.generate(3, seed=0, labels=[0, 1]), "labels must have shape"),
+    (lambda: images.generate(2, seed=0, labels=[0, 10]), "label must be an int"),
+    (lambda: images.class_images("dog", 2, seed=0), "name must be one of"),
+    (lambda: images.class_images("arc", 2, seed=0, facing="left"), "facing must be"),
+    (lambda: images.generate(2, seed=0, size=8), "size must be an int >= 16"),
 ])
 def test_bad_dataset_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
@@ -240,11 +240,11 @@ def shipped(request):
 def test_checkpoint_contract(shipped):
     role, model, card, _ = shipped
     assert card["role"] == role
-    assert tuple(model.classes) == dataset.CLASSES
+    assert tuple(model.classes) == images.CLASSES
     for name in model.layer_names:
         assert isinstance(getattr(model, name), nn.Conv2d), "layers are reachable by name"
         assert getattr(model, name).padding_mode == "replicate"
-    x, y, _ = dataset.generate(200, seed=(12345, 0))
+    x, y, _ = images.generate(200, seed=(12345, 0))
     with torch.no_grad():
         logits = model(x)
     assert logits.shape == (200, 10)
@@ -281,14 +281,14 @@ def vision_union():
     card = mi_course.model_card("vision", mode="lite")
     seed = card["training"]["seed"] + 10_000
     cases = card["dataset"].get("fish_cases", "mirror")  # cards written before fish_cases existed used mirror
-    left = dataset.class_images("fish", 64, seed=seed, facing="left", fish_cases=cases)
-    right = dataset.class_images("fish", 64, seed=seed + 1, facing="right", fish_cases=cases)
-    others, labels, _ = dataset.generate(256, seed=seed + 2, fish_cases=cases)
+    left = images.class_images("fish", 64, seed=seed, facing="left", fish_cases=cases)
+    right = images.class_images("fish", 64, seed=seed + 1, facing="right", fish_cases=cases)
+    others, labels, _ = images.generate(256, seed=seed + 2, fish_cases=cases)
     layers = card["measured"]["union_layers"] or [model.layer_names[-1]]
     layer = layers[0]
     prev = card["measured"]["union_over_cases"][layer]["prev_layer"]
     params = card["measured"]["union_params"]
-    return card, union_over_cases(model, layer, prev, left, right, images_other=others[labels != dataset.FISH],
+    return card, union_over_cases(model, layer, prev, left, right, images_other=others[labels != images.FISH],
                                   **params)
 
 

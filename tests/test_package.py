@@ -106,3 +106,30 @@ def test_manifest_lists_every_shipped_file():
     assert sum(e["bytes"] for e in manifest.values()) <= 60 * 2**20, "lite checkpoints must total <= 60 MB"
     for name, entry in manifest.items():
         assert sha256(folder / name) == entry["sha256"], f"{name} differs from its manifest entry"
+
+
+def _mi_course_imports(path: Path) -> set[str]:
+    """The mi_course modules a file imports (top level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mi_course"):
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("mi_course")}
+    return found
+
+
+@pytest.mark.parametrize("package, lesson_packages", [
+    # (the lite SAE loader builds mi_course.saes's classes: those are the models themselves)
+    ("models", ("mi_course.language", "mi_course.vision")),
+    ("organisms", ("mi_course.language", "mi_course.saes", "mi_course.explorers")),
+])
+def test_loaders_and_organism_builders_do_not_import_lesson_helpers(package, lesson_packages):
+    """The layout: the code that builds the organisms lives in mi_course.organisms, and neither it nor the
+    loaders in mi_course.models reach up into the lessons' helpers (the image set draws with the stimuli's
+    primitives in mi_course.vision.stimuli, which the organisms may use)."""
+    for path in sorted((ROOT / "mi_course" / package).glob("*.py")):
+        upward = sorted(m for m in _mi_course_imports(path) if m.startswith(lesson_packages))
+        assert not upward, f"mi_course/{package}/{path.name} imports {upward}"

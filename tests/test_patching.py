@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.language import corpus, modular, patching
+from mi_course.language import modular, patching
+from mi_course.organisms import corpus
 
 
 @pytest.fixture(scope="module")

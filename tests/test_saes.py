@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 import mi_course
 from mi_course import saes
-from mi_course.language import corpus
-from mi_course.language.tokenizer import pack_documents
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import pack_documents
 
 D_IN, D_SAE = 12, 48
 HOOK = "blocks.1.hook_resid_pre"

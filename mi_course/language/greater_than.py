@@ -12,8 +12,8 @@ from typing import Callable, NamedTuple
 import torch
 from jaxtyping import Float, Int
 
-from mi_course.language import corpus
-from mi_course.language.corpus import greater_than_answer_tokens
+from mi_course.organisms import corpus
+from mi_course.organisms.corpus import greater_than_answer_tokens
 
 
 def year_token_ids(model) -> Int[torch.Tensor, "100"]:
@@ -50,7 +50,7 @@ def probability_difference(probs: Float[torch.Tensor, "n 100"], start_years) -> 
 
 def greater_than_scores(model, prompts) -> Float[torch.Tensor, "n"]:
     """:func:`probability_difference` of ``model`` on ``(prompt, start_year)`` pairs
-    (:func:`mi_course.language.corpus.greater_than_prompts`)."""
+    (:func:`mi_course.organisms.corpus.greater_than_prompts`)."""
     return probability_difference(year_probabilities(model, prompts), [year for _, year in prompts])
 
 
@@ -75,8 +75,8 @@ class GreaterThanPatchingSet(NamedTuple):
 
 def greater_than_patching_set(model, n: int, seed: int = 0, split: str = "heldout",
                               template: int = 0) -> GreaterThanPatchingSet:
-    """``n`` prompts of one template (:func:`mi_course.language.corpus.greater_than_prompts`) with the start
-    year's two digits set to 01 (:func:`~mi_course.language.corpus.corrupt_greater_than`); prompts that do not
+    """``n`` prompts of one template (:func:`mi_course.organisms.corpus.greater_than_prompts`) with the start
+    year's two digits set to 01 (:func:`~mi_course.organisms.corpus.corrupt_greater_than`); prompts that do not
     tokenize to the first prompt's length with the year as century + two digits are skipped."""
     prompts = corpus.greater_than_prompts(20 * n, seed=seed, split=split, templates=[template])
     kept, yy_at = [], None

@@ -12,10 +12,10 @@ from jaxtyping import Int
 def heldout_rows(model, n_rows: int = 16, seq_len: int = 64, seed: int = 0) -> Int[torch.Tensor, "rows seq_len"]:
     """Rows of held-out corpus text (``corpus.generate_corpus(..., split="heldout")``) for measuring a lens:
     documents joined as ``<bos> doc <eos> <bos> doc ...`` and cut into rows of ``seq_len`` tokens that each
-    start with BOS, the layout of :func:`mi_course.language.tokenizer.pack_documents` (GPT-2 has one
+    start with BOS, the layout of :func:`mi_course.organisms.tokenizer.pack_documents` (GPT-2 has one
     ``<|endoftext|>`` between documents, its BOS and EOS being the same token). Works with either tokenizer.
     """
-    from mi_course.language import corpus
+    from mi_course.organisms import corpus
 
     tok = model.tokenizer
     bos, eos = tok.bos_token_id, tok.eos_token_id

@@ -40,11 +40,11 @@ class IOIPatchingSet(NamedTuple):
 
 
 def ioi_patching_set(model, n: int, seed: int = 0, split: str = "heldout", template: int = 0) -> IOIPatchingSet:
-    """``n`` IOI prompts of one template (:func:`mi_course.language.corpus.ioi_prompts`) with their "ABC"
-    corruptions (:func:`~mi_course.language.corpus.corrupt_ioi`: the second mention of the subject replaced by
+    """``n`` IOI prompts of one template (:func:`mi_course.organisms.corpus.ioi_prompts`) with their "ABC"
+    corruptions (:func:`~mi_course.organisms.corpus.corrupt_ioi`: the second mention of the subject replaced by
     a third name). Prompts whose names are not single tokens, or whose roles fall on other positions than the
     first prompt's, are skipped (with GPT-2's tokenizer some objects and places take two tokens)."""
-    from mi_course.language import corpus
+    from mi_course.organisms import corpus
 
     kept, roles = [], None
     draw = 0

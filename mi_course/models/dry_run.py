@@ -42,7 +42,7 @@ def full_config(name: str) -> dict:
 def _training_text() -> list[str]:
     """Text for the stand-in tokenizers: corpus documents, the lessons' sources, and every word in them
     once more after a space, so that each word becomes a single GPT-style token (``" word"``)."""
-    from mi_course.language.corpus import generate_corpus
+    from mi_course.organisms.corpus import generate_corpus
 
     texts = generate_corpus(1000, seed=SEED)
     try:

@@ -5,11 +5,11 @@ A checkpoint folder ``mi_course/checkpoints/<role>/`` of this kind holds, all li
     config.json        {"kind": "hooked_transformer_tokenized", "cfg": {...HookedTransformerConfig...},
                         "tokenizer": "tokenizer.json"}          # "tokenizer" is optional, that is the default
     model.safetensors  the weights
-    tokenizer.json     written by mi_course.language.tokenizer.save_tokenizer
+    tokenizer.json     written by mi_course.organisms.tokenizer.save_tokenizer
     card.json
 
 ``cfg`` must have ``d_vocab`` equal to the tokenizer's size and no ``tokenizer_name`` (the tokenizer comes
-from the folder, not from the Hugging Face hub); see :mod:`mi_course.language.tokenizer` for the bos settings.
+from the folder, not from the Hugging Face hub); see :mod:`mi_course.organisms.tokenizer` for the bos settings.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _manifest_location(folder: Path) -> tuple[Path, str]:
 
 def verified_tokenizer(folder: Path, name: str = DEFAULT_TOKENIZER_FILE):
     """The tokenizer shipped in a checkpoint folder, after checking its sha256 against the manifest."""
-    from mi_course.language.tokenizer import load_tokenizer
+    from mi_course.organisms.tokenizer import load_tokenizer
 
     root, relative = _manifest_location(folder)
     return load_tokenizer(checkpoints.verified_path(f"{relative}/{name}", root))

@@ -51,7 +51,7 @@ def _check_tokens(model, tokens) -> Int[torch.Tensor, "rows pos"]:
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int):
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"tokens must be an integer tensor [rows, pos] (for example from "
-                         f"mi_course.language.tokenizer.pack_documents), got {shape}")
+                         f"mi_course.organisms.tokenizer.pack_documents), got {shape}")
     if len(tokens) == 0:
         raise ValueError("tokens has no rows")
     if tokens.shape[1] > model.cfg.n_ctx:

@@ -233,7 +233,7 @@ def feature_activations(sae, model, tokens: Int[torch.Tensor, "rows pos"], batch
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
         got = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"tokens must be an integer tensor [rows, pos] (e.g. from labelled_rows or "
-                         f"mi_course.language.tokenizer.pack_documents), got {got}")
+                         f"mi_course.organisms.tokenizer.pack_documents), got {got}")
     tokens = tokens.long().cpu()
     labels = check_labels(labels, tuple(tokens.shape))
     counted = text_positions(model, tokens)
@@ -273,23 +273,23 @@ def check_labels(labels, shape: tuple[int, int]) -> dict[str, torch.Tensor] | No
 def candidate_labels() -> list[str]:
     """The lite corpus's kinds of text: each seed concept of ``corpus.token_labels`` (latin, code_error,
     praise, bridge) and each genre of ``corpus.GENRES`` as ``"genre:<name>"`` (every token of such a document)."""
-    from mi_course.language import corpus
+    from mi_course.organisms import corpus
 
     return [*corpus.SEED_FEATURES, *(f"genre:{g}" for g in corpus.GENRES)]
 
 
 def labelled_rows(tokenizer, documents, n_ctx: int = 128
                   ) -> tuple[Int[torch.Tensor, "rows n_ctx"], dict[str, Bool[torch.Tensor, "rows n_ctx"]]]:
-    """Corpus ``Document``s packed into rows as :func:`~mi_course.language.tokenizer.pack_documents` packs
+    """Corpus ``Document``s packed into rows as :func:`~mi_course.organisms.tokenizer.pack_documents` packs
     them (``<bos> doc <eos> <bos> doc …``, the last row padded), with every :func:`candidate_labels` entry
     as a bool mask of the same shape. Needs the lite word-level tokenizer (one token per corpus piece)."""
-    from mi_course.language import corpus
-    from mi_course.language.tokenizer import pack_documents
+    from mi_course.organisms import corpus
+    from mi_course.organisms.tokenizer import pack_documents
 
     documents = list(documents)
     if not documents or not all(isinstance(d, corpus.Document) for d in documents):
         raise ValueError("documents must be a non-empty list of corpus Documents "
-                         "(mi_course.language.corpus.generate_documents)")
+                         "(mi_course.organisms.corpus.generate_documents)")
     tokens = pack_documents(tokenizer, [d.text for d in documents], n_ctx, drop_last=False)
     ids = tokenizer([d.text for d in documents], add_special_tokens=False, padding=False,
                     truncation=False)["input_ids"]

@@ -135,7 +135,7 @@ from mi_course.language.circuit_plots import corpus_bigrams, next_token_table
 words = ["Golden", "Mr", "year", "went", "Assistant", "the"] if lite else ["Mr", "year", "went", "New", "United", "the"]
 counts = None
 if lite:
-    from mi_course.language.corpus import generate_corpus
+    from mi_course.organisms.corpus import generate_corpus
 
     corpus = generate_corpus(2000, seed=1)   # a sample drawn like the training data
     counts = corpus_bigrams(model1, corpus)

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_course import check, get_mode, load_model, model_card
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 
 FULL = get_mode() == "full"
 model = load_model("lm")

@@ -34,9 +34,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_course import check, claim, get_mode, load_model, model_card
-from mi_course.language import corpus
+from mi_course.organisms import corpus
 from mi_course.language.heldout import heldout_rows
-from mi_course.language.tokenizer import pack_documents
+from mi_course.organisms.tokenizer import pack_documents
 from mi_course.saes.metrics import sae_hook_name
 
 torch.set_num_threads(1)  # small matrices: one thread is fastest and leaves the others free

@@ -33,8 +33,8 @@ import torch
 
 from mi_course import check, claim, get_mode, load_model, model_card
 from mi_course import saes
-from mi_course.language import corpus
-from mi_course.language.tokenizer import pack_documents
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import pack_documents
 
 torch.set_num_threads(1)  # small matrices: one thread is fastest
 FULL = get_mode() == "full"

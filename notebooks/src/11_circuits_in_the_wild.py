@@ -419,7 +419,7 @@ if not FULL:
 check("11.causal_trace")
 
 # %%
-from mi_course.language.corpus import FactPrompt, fact_prompts
+from mi_course.organisms.corpus import FactPrompt, fact_prompts
 from mi_course.language.ioi import answer_token
 
 if FULL:  # real facts for GPT-2 (Meng et al. traced facts like these)

@@ -53,7 +53,7 @@ def plain_model():
 
 @pytest.fixture(scope="module")
 def text_model():
-    from mi_course.language.tokenizer import train_tokenizer
+    from mi_course.organisms.tokenizer import train_tokenizer
 
     tok = train_tokenizer(TEXTS)
     return tiny_model("LN", n_layers=2, d_vocab=len(tok), seed=3, tokenizer=tok)

@@ -686,7 +686,7 @@ def labelled_activations(model, sae, genre, seed, split, n_documents=150):
     causal model never looks back at; BOS and padding left out) and whether each token is in a document of
     ``genre``. Written here, independently of the notebook's helper; the activations are computed once per
     set of documents and shared by the genres."""
-    from mi_course.language import corpus
+    from mi_course.organisms import corpus
 
     key = (id(model), sae.hook_name, seed, split, n_documents)
     if key not in _ACTIVATIONS:

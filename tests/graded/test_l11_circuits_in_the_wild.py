@@ -272,7 +272,7 @@ def test_activation_patching_validates(impl):
 # ---------------------------------------------------------------- causal_trace
 
 def fact():
-    from mi_course.language.corpus import fact_prompts
+    from mi_course.organisms.corpus import fact_prompts
     from mi_course.language.ioi import answer_token
     from mi_course.language.patching import subject_positions
 

@@ -33,7 +33,7 @@ a word or a digit (calls and indexing: ``f(x)``, ``xs[0]``); the digit groups of
 (``17`` ``32`` -> ``1732``); ``<bos>`` and ``<eos>`` are glued to their neighbours like GPT-2's
 ``<|endoftext|>``. Text written in this *canonical form* (:func:`canonicalize`) round-trips exactly:
 ``tok.decode(tok.encode(text, add_special_tokens=False)) == text``. Every document of
-:mod:`mi_course.language.corpus` is canonical. Words missing from the vocabulary become ``<unk>``.
+:mod:`mi_course.organisms.corpus` is canonical. Words missing from the vocabulary become ``<unk>``.
 
 TransformerLens settings (checked by tests/test_lite_corpus.py, TransformerLens 3.9):
 
@@ -147,7 +147,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
                     required_tokens: Iterable[str] = ()) -> PreTrainedTokenizerFast:
     """Train a word-level vocabulary on ``texts``: the special tokens, then pieces by falling frequency.
 
-    ``required_tokens`` (for example :func:`mi_course.language.corpus.required_tokens`: every name, city and
+    ``required_tokens`` (for example :func:`mi_course.organisms.corpus.required_tokens`: every name, city and
     number token) are always in the vocabulary, however small the corpus. Pieces beyond ``vocab_size`` or
     rarer than ``min_frequency`` map to ``<unk>``. Training is deterministic (ties broken alphabetically).
     """
@@ -170,7 +170,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
 def extend_tokenizer(tokenizer: PreTrainedTokenizerFast, tokens: Iterable[str]) -> PreTrainedTokenizerFast:
     """``tokenizer`` with the ``tokens`` it lacks appended to its vocabulary (ids ``len(tokenizer)``, ...): every
     old token keeps its id, so a model trained with it keeps working once its embedding grows
-    (:func:`mi_course.language.train.extend_vocabulary`)."""
+    (:func:`mi_course.organisms.train.extend_vocabulary`)."""
     vocab = tokenizer.get_vocab()
     new = [t for t in dict.fromkeys(tokens) if t not in vocab]
     for token in new:

@@ -17,8 +17,8 @@ from jaxtyping import Int
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.config import seed_everything, silence_known_warnings
-from mi_course.language import corpus
-from mi_course.language.tokenizer import pack_documents, save_tokenizer, train_tokenizer
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import pack_documents, save_tokenizer, train_tokenizer
 from mi_course.models.checkpoints import write_checkpoint
 
 
@@ -68,13 +68,13 @@ def training_rows(n_documents: int, seed: int, n_ctx: int, span_fraction: float,
     """(tokenizer, rows [rows, n_ctx], description): the training split of the generated corpus, packed, plus
     ``span_fraction`` times as many rows of :func:`repeated_span_rows`, so that copying (induction) is learned
     for every token of the vocabulary, not only for the words that recur in the stories. ``proportions``
-    overrides the corpus's genre shares (:data:`mi_course.language.corpus.GENRES`)."""
+    overrides the corpus's genre shares (:data:`mi_course.organisms.corpus.GENRES`)."""
     documents = corpus.generate_corpus(n_documents, seed=seed, split="train", proportions=proportions)
     tokenizer = train_tokenizer(documents, required_tokens=corpus.required_tokens())
     rows, description = rows_for(tokenizer, documents, seed, n_ctx, span_fraction, span_max)
     shares = "" if proportions is None else ", genre shares " + ", ".join(
         f"{g} {p / sum(proportions.values()):.2f}" for g, p in proportions.items())
-    return tokenizer, rows, (f"{n_documents:,} documents of the generated corpus (mi_course.language.corpus, "
+    return tokenizer, rows, (f"{n_documents:,} documents of the generated corpus (mi_course.organisms.corpus, "
                              f"seed {seed}{shares}): {description}")
 
 
@@ -87,7 +87,7 @@ def rows_for(tokenizer, documents: list[str], seed: int, n_ctx: int, span_fracti
                                    span_length=(5, span_max))
     description = (f"{text_rows.numel():,} tokens plus {span_rows.numel():,} tokens of "
                    f"uniform random tokens in which a span of 5-{span_max} tokens recurs "
-                   "(mi_course.language.train.repeated_span_rows)")
+                   "(mi_course.organisms.train.repeated_span_rows)")
     return torch.cat([text_rows, span_rows]), description
 
 
@@ -150,7 +150,7 @@ def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: in
 
 def extend_vocabulary(model: HookedTransformer, tokenizer) -> HookedTransformer:
     """A copy of ``model`` for ``tokenizer``, whose vocabulary is the model's with tokens appended
-    (:func:`~mi_course.language.tokenizer.extend_tokenizer`): a new token's embedding starts at the mean embedding, its unembedding at the mean
+    (:func:`~mi_course.organisms.tokenizer.extend_tokenizer`): a new token's embedding starts at the mean embedding, its unembedding at the mean
     unembedding, and its logit bias at the lowest bias, so that the old predictions barely move until training
     gives the new tokens their own meaning."""
     old, d_vocab = model.cfg.d_vocab, len(tokenizer)

@@ -20,7 +20,7 @@ city        0.08   descriptions of the invented cities, consistent with the fact
 repeat      0.10   spans of random words repeated later in the document (induction heads, 06)
 ==========  =====  ==========================================================================================
 
-All text is in the canonical form of :mod:`mi_course.language.tokenizer` (words and punctuation separated so
+All text is in the canonical form of :mod:`mi_course.organisms.tokenizer` (words and punctuation separated so
 that tokenizing and decoding give the same string back; no quotes, apostrophes or hyphens). Years are written
 as usual ("1732") and tokenize as the century and a two-digit token ("17" "32").
 
@@ -734,7 +734,7 @@ ERROR_WORDS = ("NameError", "AttributeError", "SyntaxError", "name", "defined", 
 
 def error_message(code: str) -> str | None:
     """The error line Python prints for a snippet with a misspelt keyword (``None`` when it has none)."""
-    from mi_course.language.tokenizer import pre_tokenize
+    from mi_course.organisms.tokenizer import pre_tokenize
 
     for piece in pre_tokenize(code):
         stem = piece.split(".")[-1]
@@ -1026,7 +1026,7 @@ def required_tokens() -> list[str]:
     """Tokens a lite tokenizer must have whatever corpus it is trained on: every name, city, country,
     language, landmark word, Latin word, the number tokens ``0``-``9`` and ``00``-``99``, and the words of
     every template (held-out ones included)."""
-    from mi_course.language.tokenizer import INDENT, pre_tokenize
+    from mi_course.organisms.tokenizer import INDENT, pre_tokenize
 
     texts = [*NAMES, *SURNAMES, *CITIES, *COUNTRIES, *(v[0] for v in COUNTRIES.values()), *LANDMARKS, *PEOPLE,
              *LATIN_WORDS, *(w.capitalize() for w in LATIN_WORDS), *PLACES, *OBJECTS, *EVENTS,
@@ -1079,7 +1079,7 @@ def is_praise_dialogue(text: str) -> bool:
 
 
 def token_labels(document: Document) -> tuple[list[str], dict[str, list[bool]]]:
-    """The document's tokens (:func:`~mi_course.language.tokenizer.pre_tokenize`: one per token of a lite
+    """The document's tokens (:func:`~mi_course.organisms.tokenizer.pre_tokenize`: one per token of a lite
     tokenizer) and, for each of :data:`SEED_FEATURES`, which tokens the generator made as that concept:
 
     ``latin``       every token of a Latin-genre document, and any word of :data:`LATIN_WORDS` elsewhere
@@ -1089,7 +1089,7 @@ def token_labels(document: Document) -> tuple[list[str], dict[str, list[bool]]]:
     ``bridge``      every token of a bridge document, and "Golden Gate Bridge" wherever it is written
 
     Read from the text and genre after generation, so the corpus itself is unchanged."""
-    from mi_course.language.tokenizer import pre_tokenize
+    from mi_course.organisms.tokenizer import pre_tokenize
 
     pieces = pre_tokenize(document.text)
     n = len(pieces)
