@@ -99,7 +99,7 @@ def years(organism, request):
     return data, metric, grids
 
 
-def test_greater_than_the_start_year_reaches_the_last_position_in_block_0(years):
+def test_greater_than_the_start_year_reaches_the_last_position_in_block_0(organism, years):
     data, _, grids = years
     yy, end = data.positions["YY"], data.positions["END"]
     resid, heads = grids["resid"], grids["head"]
@@ -107,8 +107,7 @@ def test_greater_than_the_start_year_reaches_the_last_position_in_block_0(years)
         f"the start year's digits restore {resid[0, yy]:.2f} before block 0 and {resid[1, yy]:.2f} after it"
     assert resid[1, end] > 0.9, f"the last position before block 1 restores {resid[1, end]:.2f}"
     assert heads[0, 3] > 0.6, f"head 0.3 restores {heads[0, 3]:.2f}"
-    model = mi_course.load_model("greater-than", mode="lite", device="cpu")
-    _, cache = model.run_with_cache(data.clean, names_filter="blocks.0.attn.hook_pattern")
+    _, cache = organism.run_with_cache(data.clean, names_filter="blocks.0.attn.hook_pattern")
     to_year = cache["blocks.0.attn.hook_pattern"][:, :, end, yy].mean(0)
     assert to_year.argmax() == 3, f"from END to YY block 0's heads attend {to_year.tolist()}: 0.3 should most"
     others = [heads[l, h].abs().item() for l in range(heads.shape[0]) for h in range(heads.shape[1]) if (l, h) != (0, 3)]

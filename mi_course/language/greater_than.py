@@ -95,11 +95,11 @@ def greater_than_patching_set(model, n: int, seed: int = 0, split: str = "heldou
     if len(kept) < n:
         raise ValueError(f"only {len(kept)} of {n} greater-than prompts tokenize alike for this model")
     clean = torch.stack([k[0] for k in kept])
+    from mi_course.language.patching import role_labels
+
     roles = {"YY": yy_at, "END": clean.shape[1] - 1}
-    names = {v: k for k, v in roles.items()}
-    words = [w.strip() or w for w in model.to_str_tokens(clean[0])]
-    labels = [f"{w} ({names[i]})" if i in names else w for i, w in enumerate(words)]
-    return GreaterThanPatchingSet(clean, torch.stack([k[1] for k in kept]), [k[2] for k in kept], roles, labels)
+    return GreaterThanPatchingSet(clean, torch.stack([k[1] for k in kept]), [k[2] for k in kept], roles,
+                                  role_labels(model, clean[0], roles))
 
 
 def mean_probability_difference(model, years) -> Callable:

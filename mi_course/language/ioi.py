@@ -69,11 +69,10 @@ def ioi_patching_set(model, n: int, seed: int = 0, split: str = "heldout", templ
     if len(kept) < n:
         raise ValueError(f"only {len(kept)} of {n} IOI prompts of template {template} tokenize alike for this model")
     clean, corrupted = torch.stack([k[0] for k in kept]), torch.stack([k[1] for k in kept])
-    words = model.to_str_tokens(clean[0])
-    names = {v: k for k, v in roles.items()}
-    labels = [f"{w.strip() or w} ({names[i]})" if i in names else (w.strip() or w) for i, w in enumerate(words)]
+    from mi_course.language.patching import role_labels
+
     return IOIPatchingSet(clean, corrupted, torch.tensor([k[2] for k in kept]), torch.tensor([k[3] for k in kept]),
-                          roles, labels)
+                          roles, role_labels(model, clean[0], roles))
 
 
 def _roles(clean, corrupted, io: int, s: int) -> dict | None:

@@ -50,6 +50,14 @@ def mean_logit_diff(correct: Int[torch.Tensor, "batch"], wrong: Int[torch.Tensor
     return lambda logits: logit_diff(logits, correct, wrong).mean().item()
 
 
+def role_labels(model, tokens: Int[torch.Tensor, "pos"], roles: dict) -> list[str]:
+    """One label per position of ``tokens`` for patching plots: the token, and its role where it has one
+    (``roles``: role -> position), e.g. ``"Daniel (S2)"``."""
+    names = {pos: role for role, pos in roles.items()}
+    words = [w.strip() or w for w in model.to_str_tokens(tokens)]
+    return [f"{w} ({names[i]})" if i in names else w for i, w in enumerate(words)]
+
+
 def _check_pair(clean, corrupted) -> None:
     for name, t in (("clean", clean), ("corrupted", corrupted)):
         if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.dtype not in (torch.int64, torch.int32):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mi_course.vision.tuning import THRESHOLDS, channel_responses, tuning_statistics
+from mi_course.vision.tuning import THRESHOLDS, _passes, channel_responses, tuning_statistics
 
 SUPERSAMPLE = 8
 # the canonical case, and each variation changes one thing about it
@@ -117,8 +117,7 @@ def variation_statistics(model, layer: str, channels, variation: dict, size: int
     line_resp = channel_responses(model, lines, layer)[:, channels].amax(0)       # (C,)
     stats = tuning_statistics(curve_resp, ORIENTATIONS)
     line_ratio = torch.where(stats["alive"], stats["peak"] / line_resp.clamp_min(1e-12), torch.zeros_like(line_resp))
-    passes = stats["alive"] & (stats["peak_to_mean"] >= THRESHOLDS["min_peak_to_mean"]) & \
-        (stats["half_width_deg"] <= THRESHOLDS["max_half_width_deg"]) & (line_ratio >= THRESHOLDS["min_line_ratio"])
+    passes = _passes(stats["peak_to_mean"], stats["half_width_deg"], line_ratio, stats["alive"], THRESHOLDS)
     return {"peak_to_mean": stats["peak_to_mean"], "half_width_deg": stats["half_width_deg"],
             "line_ratio": line_ratio, "preferred_deg": stats["preferred_deg"], "passes": passes}
 

@@ -48,7 +48,7 @@ def as_objective(objective):
         layer, sep, channel = objective.rpartition(":")
         if not sep or not layer or not channel.strip().isdigit():
             raise ValueError(f"an objective string is 'layer:channel' (e.g. 'conv4:49'), got {objective!r}")
-        return objectives.channel(layer, int(channel))
+        return objectives.as_objective(objective)
     if isinstance(objective, objectives.Objective):
         return objective
     raise ValueError(f"an objective is a 'layer:channel' string or a lucent Objective, got {type(objective).__name__}")
@@ -57,9 +57,7 @@ def as_objective(objective):
 def input_transform(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """How images in [0, 1] become this model's input: the lite CNNs normalize inside, lucent's InceptionV1
     takes ``x * 255 - 117``, other (torchvision) models ImageNet mean and std."""
-    from mi_course.models.lite_vision import LiteCNN
-
-    if isinstance(model, LiteCNN):
+    if _is_lite(model):
         return lambda x: x
     if model._get_name() == "InceptionV1":
         return lambda x: x * 255 - 117
