@@ -1,0 +1,408 @@
+# %% [markdown]
+# # 01 Feature visualization
+#
+# A unit inside a vision network computes one number per position. What makes that number large? One
+# answer comes from the data: look at the images that excite the unit most (lesson 03). Another comes from
+# the network itself: **start from noise and change the image, by gradient ascent, until the unit fires as
+# hard as it can**. The image you end with is a *feature visualization* (Olah, Mordvintsev and Schubert,
+# *Feature Visualization*, Distill 2017; Erhan et al. 2009 first did it for single units).
+#
+# Done naively it gives noise that excites the unit through tiny high-frequency patterns. Three fixes make
+# the pictures readable, and you build each one:
+#
+# 1. read a layer's activations and turn them into **objectives**: a channel, a neuron, a direction
+#    (`get_activations`, `channel_objective`, `neuron_objective`);
+# 2. a **Fourier parameterization** that makes every frequency equally easy to change (`fourier_image`);
+# 3. **transformation robustness**: jitter the image at every step, so the picture has to work wherever it
+#    sits (`jitter`), and your own optimization loop (`visualize`), compared with the course's engine
+#    `mi_course.vision.render` (and lucent's `render_vis` in full mode);
+# 4. **diversity**: several different images for one channel (`diversity_objective`);
+# 5. an investigation: can you make an image the model is sure of (`convincing_image`)?
+#
+# In full mode the model is lucent's InceptionV1 (GoogLeNet trained on ImageNet, the network of the Distill
+# articles) and the channels are the curve detectors of its layer `mixed3b` (Cammarata et al., *Curve
+# Detectors*, Distill 2020). In lite mode it is the course's small CNN `vision`, trained on generated images
+# of arcs, lines, shapes and fish; its layer `conv4` has curve detectors too (lesson 03 asks how good they are:
+# in this model they were encouraged by an extra training objective, its card says how).
+
+# %% [setup]
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from mi_course import check, claim, get_mode, load_model, model_card
+from mi_course.vision.image_plots import image_grid
+
+torch.set_num_threads(1)  # small convolutions: one thread is about as fast
+FULL, GPU = get_mode() == "full", torch.cuda.is_available()
+model = load_model("vision")
+if FULL:  # lucent's InceptionV1 (its head needs 224 px); curve detectors of mixed3b (Cammarata et al. 2020)
+    LAYER, CURVES, LOGITS, SIZE = "mixed3b", [379, 406, 385, 343], "softmax2_pre_activation_matmul", 224
+    BELOW = "mixed3a"  # the layer under LAYER
+else:     # the course's CNN; the card lists its curve detectors
+    LAYER, BELOW, LOGITS, SIZE = "conv4", "conv3", "fc", 64
+    CURVES = model_card("vision")["mechanism"]["curve_detectors"]["stretch_channels"][:4]
+# optimization steps: a CPU runs InceptionV1 slowly, so full mode without a GPU takes only a few
+STEPS = (256 if GPU else 4) if FULL else 128
+print(f"{type(model).__name__}: layer {LAYER}, curve channels {CURVES}, {STEPS} steps at {SIZE} px")
+
+# %% [markdown]
+# ## 1. Activations and objectives
+#
+# Everything starts with reading a layer. PyTorch gives no direct access to the inside of a forward pass,
+# but a **forward hook** on a module is called with the module's output: keep it, and remove the hook again
+# (a forgotten hook slows every later call and keeps tensors alive). Two details matter for feature
+# visualization:
+#
+# * **input scaling.** Models expect their own input range. The lite CNNs take RGB in [0, 1]; lucent's
+#   InceptionV1 was ported from TensorFlow and wants `x * 255 - 117`. `input_transform(model)` (from
+#   `mi_course.vision.featurevis`) is the function for each model; apply it to the images first.
+# * **gradients.** Feature visualization differentiates the activation with respect to the image: no
+#   `torch.no_grad()` here.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Check the images, find the module with `model.get_submodule(layer)` (turn its `AttributeError` into a
+# `ValueError` that lists `model.named_modules()`), register a hook that appends the output to a list, run
+# the model on the scaled images, remove the hook in a `finally`, return what the hook caught.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `handle = module.register_forward_hook(lambda mod, inputs, output: caught.append(output))`, then
+# `try: model(input_transform(model)(images.to(device)))` / `finally: handle.remove()`, and `return caught[0]`;
+# `device = next(model.parameters()).device`.
+# </details>
+
+# %% [exercise] 01.get_activations
+
+# %%
+check("01.get_activations")
+
+# %% [markdown]
+# Four arcs, bulging right, up, left and down (lesson 03 draws them itself), and the map of one curve channel
+# over each: the channel is a grid of detectors, one per position. You should see it light up at the
+# centre, where the arc is, for one or two of the four orientations only.
+
+# %%
+from mi_course.vision.stimuli import curve_stimulus
+
+ORIENTATIONS = (0, 90, 180, 270)
+examples = torch.stack([curve_stimulus(o, radius=10, size=SIZE) for o in ORIENTATIONS])
+maps = get_activations(model, examples, LAYER)[:, CURVES[0]].detach().cpu()
+fig, axes = plt.subplots(2, 4, figsize=(8, 4))
+for i, o in enumerate(ORIENTATIONS):
+    axes[0, i].imshow(examples[i].permute(1, 2, 0)); axes[1, i].imshow(maps[i], cmap="magma", vmin=0)
+    axes[0, i].set_title(f"arc {o} deg", fontsize=9); axes[1, i].set_title(f"max {maps[i].max():.2f}", fontsize=9)
+for ax in axes.flat:
+    ax.axis("off")
+fig.suptitle(f"{LAYER}:{CURVES[0]}"); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ### Objectives
+#
+# An **objective** says what to make large. As in lucent, it is a function of `T`, where `T(layer)` gives a
+# layer's activations, and it returns a **loss to minimize**: to excite something, return minus it.
+#
+# * a **channel**: minus the channel's mean over the batch and every position (the feature anywhere);
+# * a **neuron**: minus one position of one channel (the feature at one place, by default the centre).
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Both return a closure `objective(T)`. Check the channel when the objective is made (an int >= 0) and
+# against `acts.shape[1]` when it is called. The channel axis is axis 1; rows come before columns.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Channel: `acts = T(layer)`; `return -acts[:, channel].mean()`. Neuron: `_, c, h, w = acts.shape`,
+# `col = w // 2 if x is None else x`, `row = h // 2 if y is None else y`, check `0 <= col < w` and
+# `0 <= row < h`, `return -acts[:, channel, row, col].mean()`.
+# </details>
+
+# %% [exercise] 01.channel_objective
+
+# %%
+check("01.channel_objective")
+
+# %% [exercise] 01.neuron_objective
+
+# %%
+check("01.neuron_objective")
+
+# %% [markdown]
+# The objectives read the same activations as before: on the four arcs the channel objective is minus the
+# mean of the maps above, the neuron objective minus their centres.
+
+# %%
+T = lambda layer: get_activations(model, examples, layer)  # noqa: E731
+print(f"channel {CURVES[0]}: {channel_objective(LAYER, CURVES[0])(T).item():.3f}, "
+      f"its centre neuron: {neuron_objective(LAYER, CURVES[0])(T).item():.3f}")
+
+# %% [markdown]
+# ## 2. Naive pixel ascent gives noise
+#
+# The simplest visualization optimizes the pixels themselves. The course's engine `render` does it with
+# `param="pixel"` and `transforms="none"`. It does excite the channel, but with a speckle of fine, high-
+# frequency patterns: the gradient of a network with respect to its input is itself high-frequency, and
+# nothing keeps the image from following it. The same channel rendered with the two fixes this lesson builds
+# (a Fourier parameterization and random jitter) looks like something.
+
+# %%
+from mi_course.vision.featurevis import render
+
+naive = render(model, f"{LAYER}:{CURVES[0]}", steps=STEPS, size=SIZE, param="pixel", transforms="none")
+fixed = render(model, f"{LAYER}:{CURVES[0]}", steps=STEPS, size=SIZE)
+image_grid([naive[0], fixed[0]], ["pixels, no transforms", "Fourier + transforms"], size=3); plt.show()
+
+# %% [markdown]
+# One number for "speckle": the mean squared difference between neighbouring pixels. You should see the
+# naive image carry clearly more of it.
+
+# %%
+def speckle(image):
+    return ((image[..., 1:, :] - image[..., :-1, :]) ** 2).mean() + ((image[..., 1:] - image[..., :-1]) ** 2).mean()
+
+
+print(f"speckle: pixels {speckle(naive):.4f}, Fourier + transforms {speckle(fixed):.4f}")
+claim("naive pixel ascent's image has at least 1.5 times the neighbour-pixel energy of the Fourier render",
+      lambda: speckle(naive) > 1.5 * speckle(fixed));
+
+# %% [markdown]
+# ## 3. A Fourier parameterization
+#
+# Natural images have most of their energy at low spatial frequencies (their power falls roughly like
+# $1/f^2$). Pixels make the opposite easy: one gradient step changes a pixel as much as it changes a broad
+# patch. So optimize the image's **Fourier spectrum** instead, scaled so that each coefficient's step moves
+# the image by what a natural image would: coefficient at frequency $f$ times $1/f$ (`decay=1`). A sigmoid
+# then maps the image into [0, 1]. (Lucent also *decorrelates colour*: it optimizes in a colour basis
+# learned from ImageNet; the engine does, your version need not.)
+#
+# <details><summary>Hint: the idea</summary>
+#
+# The parameter is the spectrum of a real image: `torch.fft.rfft2` gives `size // 2 + 1` columns, and a
+# complex number is two reals, so `[batch, 3, size, size // 2 + 1, 2]`. The frequency grid is
+# `fftfreq(size)` down the rows and `rfftfreq(size)` across the columns; floor it at `1 / size` so that the
+# constant term has a finite scale.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `spectrum = (torch.randn(shape, generator=g) * sd).requires_grad_()`;
+# `f = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp(min=1 / size)`, `scale = 1 / f ** decay`;
+# `image()` returns `torch.sigmoid(torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(size, size),
+# norm="ortho"))`.
+# </details>
+
+# %% [exercise] 01.fourier_image
+
+# %%
+check("01.fourier_image")
+
+# %% [markdown]
+# Random spectra (here with `sd=1`) show what the parameterization prefers: blotches with smooth edges, the
+# statistics of natural images, rather than pixel noise. A larger `decay` makes them smoother still.
+
+# %%
+samples = [fourier_image(SIZE, sd=1.0, decay=d, seed=0)[1]()[0] for d in (0.5, 1.0, 1.5)]
+image_grid(samples, ["decay 0.5", "decay 1.0", "decay 1.5"], size=2.5); plt.show()
+
+# %% [markdown]
+# ## 4. Transformation robustness and your own loop
+#
+# A pattern that excites a channel only at one exact pixel offset is an adversarial accident, not a
+# feature. **Jitter** shifts the image by a few random pixels before every step, so only patterns that work
+# wherever they sit survive. (Lucent's standard transforms also scale and rotate a little.)
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Draw two integers from `-max_shift` to `max_shift` inclusive, one for the rows and one for the columns,
+# with the generator you are given, and roll the whole batch by them on the last two axes.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `dy, dx = torch.randint(-max_shift, max_shift + 1, (2,), generator=generator).tolist()`;
+# `return torch.roll(images, shifts=(dy, dx), dims=(-2, -1))`.
+# </details>
+
+# %% [exercise] 01.jitter
+
+# %%
+check("01.jitter")
+
+# %% [markdown]
+# ### `visualize`: the loop
+#
+# Now put the pieces together: a Fourier image, Adam, and at each step a jittered image, the objective on
+# it, a backward pass and an optimizer step. One more detail decides whether it works at all. A channel that
+# is silent on the grey starting image has zero gradient through its ReLU, so plain gradient ascent never
+# starts. Lucid's authors fixed this for InceptionV1 by *redirecting* the ReLU's gradient where its input is
+# negative; `redirected_relu(model)` does that for the length of a `with` block.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Freeze the model's parameters (remember their `requires_grad` and restore it in a `finally`), put it in
+# eval mode, and loop `steps` times inside `with redirected_relu(model):`. The objective reads the layers of
+# the jittered image through `T = lambda layer: get_activations(model, shifted, layer)`.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `params, image = fourier_image(size, seed=seed)`; `opt = torch.optim.Adam(params, lr=lr)`;
+# `g = torch.Generator().manual_seed(seed)`; each step `opt.zero_grad()`, `shifted = jitter(image(), shift, g)`,
+# `objective(lambda layer: get_activations(model, shifted, layer)).backward()`, `opt.step()`; return
+# `image().detach()`.
+# </details>
+
+# %% [exercise] 01.visualize
+
+# %%
+check("01.visualize")
+
+# %% [markdown]
+# Your loop beside the engine's, for the curve channels (and, in full mode, lucent's `render_vis`). You
+# should see each channel's image carry arcs of one orientation, the same orientation in both rows, though
+# the colours differ (the engine decorrelates colour and uses lucent's scale and rotation jitter too).
+
+# %%
+mine = [visualize(model, channel_objective(LAYER, c), size=SIZE, steps=STEPS)[0] for c in CURVES]
+engine = render(model, [f"{LAYER}:{c}" for c in CURVES], steps=STEPS, size=SIZE)
+image_grid(mine + list(engine), [f"yours {c}" for c in CURVES] + [f"engine {c}" for c in CURVES], cols=4,
+           size=2.2); plt.show()
+
+# %%
+from mi_course.vision.tuning import channel_responses
+
+ranked = channel_responses(model, torch.stack(mine), LAYER)[:, CURVES]
+print("each image's response (rows: your image for channel ..., columns: channel)\n", ranked.numpy().round(2))
+claim("each of your curve visualizations excites its own channel more than the other three do",
+      lambda: bool((ranked / ranked.amax(0)).argmax(1).eq(torch.arange(len(CURVES))).all()));
+
+# %%
+if FULL:  # lucent's own loop, for comparison: the same objective and steps
+    from lucent.optvis import render as lucent_render
+
+    theirs = lucent_render.render_vis(model, f"{LAYER}:{CURVES[0]}", thresholds=(STEPS,), show_image=False,
+                                      progress=False)[-1][0]
+    image_grid([mine[0], engine[0], torch.tensor(theirs).permute(2, 0, 1)], ["yours", "engine", "lucent"],
+               size=3); plt.show()
+
+# %% [markdown]
+# ### Neurons and directions
+#
+# A channel objective rewards the feature anywhere; a **neuron** objective rewards it at one position, so
+# the picture concentrates at the centre and fades out beyond the neuron's receptive field. A **direction**
+# objective rewards a combination of channels: here the sum of two curve detectors' directions, which asks
+# for both features in one image. Lucent's `objectives.direction` and `objectives.neuron` do these; the
+# engine takes them as they are.
+
+# %%
+from lucent.optvis import objectives
+
+n_channels = get_activations(model, examples[:1], LAYER).shape[1]
+both = torch.zeros(n_channels)
+both[CURVES[:2]] = 1.0
+kinds = [objectives.neuron(LAYER, CURVES[0]), objectives.direction(LAYER, both)]
+image_grid(render(model, kinds, steps=STEPS, size=SIZE), [f"neuron {CURVES[0]}", f"direction {CURVES[:2]}"],
+           size=3); plt.show()
+
+# %% [markdown]
+# ## 5. Diversity
+#
+# One image shows one way to excite a channel. A channel may respond to several things (or to one thing in
+# several poses), and an optimizer finds the easiest. Optimizing a batch of images together with a penalty
+# for looking alike shows more. "Alike" is measured by **style**: the Gram matrix of a layer's activations,
+# which says which channels fire together wherever they fire (Gatys et al.'s style loss, used this way by
+# Olah et al. 2017).
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Flatten the positions: `[batch, channels, h * w]`. Multiply each image's matrix by its transpose to get a
+# `[channels, channels]` Gram matrix per image, flatten and normalize those to unit length, and average the
+# dot products of every pair of *different* images.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# `flat = acts.flatten(2)`; `grams = F.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)`;
+# `sim = grams @ grams.T`; `return (sim.sum() - sim.diagonal().sum()) / (batch * (batch - 1))`.
+# </details>
+
+# %% [exercise] 01.diversity_objective
+
+# %%
+check("01.diversity_objective")
+
+# %% [markdown]
+# Four images of one channel, without and with the diversity term (the engine takes your objective wrapped as
+# a lucent `Objective`). The style is compared one layer below the channel's (`BELOW`): at the channel's own
+# layer a strong penalty can be met by switching the channel off. With it, you should see four different
+# takes on the same curve, each still exciting the channel, and your objective say that they differ.
+
+# %%
+channel = objectives.channel(LAYER, CURVES[1])
+alike = render(model, channel, batch=4, steps=STEPS, size=SIZE)
+varied = render(model, channel + objectives.Objective(diversity_objective(BELOW)), batch=4, steps=STEPS,
+                size=SIZE)
+image_grid(list(alike) + list(varied), ["without"] * 4 + ["with diversity"] * 4, cols=4, size=2); plt.show()
+
+# %%
+with torch.no_grad():
+    similarity = [diversity_objective(BELOW)(lambda layer: get_activations(model, x, layer)).item()
+                  for x in (alike, varied)]
+    response = [channel_responses(model, x, LAYER)[:, CURVES[1]] for x in (alike, varied)]
+print(f"mean Gram similarity at {BELOW}: without {similarity[0]:.3f}, with diversity {similarity[1]:.3f}")
+print(f"channel {CURVES[1]}: without {response[0].numpy().round(1)}, with {response[1].numpy().round(1)}")
+claim("with diversity the images are less alike, and each still excites the channel at least half as much",
+      lambda: similarity[1] < similarity[0] and bool(response[1].min() > 0.5 * response[0].max()));
+
+# %% [markdown]
+# ## 6. A layer at a glance
+#
+# Sixteen channels of the layer in one batched render (the engine optimizes a list of objectives as one
+# batch, one image each). Some are curves, some edges or textures, some look like nothing you can name.
+
+# %%
+grid = list(range(16))
+image_grid(render(model, [f"{LAYER}:{c}" for c in grid], steps=STEPS, size=SIZE), [str(c) for c in grid],
+           cols=8, size=1.5, suptitle=f"{LAYER}, channels 0-15"); plt.show()
+
+# %% [markdown]
+# ## 7. Investigation: a convincing image
+#
+# The same loop can optimize a **class**: the model's logit layer is a layer like any other. Can you make an
+# image that the model is sure shows a given class, with probability at least 0.9, and that stays that
+# convincing when it moves by 4 pixels in any direction?
+#
+# There is more than one way to fail: an objective that raises the class's logit can raise the others too,
+# and an image that works at one position may not work at another. The test asks for classes this notebook
+# does not try and checks the model's probabilities itself, on your image and on shifted copies.
+
+# %% [exercise] 01.convincing_image
+
+# %%
+check("01.convincing_image")
+
+# %%
+FISH = 8 if not FULL else 2  # lite: the "fish" class; full: an output of InceptionV1
+image = convincing_image(model, FISH, logits_layer=LOGITS, size=SIZE, steps=STEPS)
+with torch.no_grad():
+    shifted = [image] + [torch.roll(image, s, d) for s in (4, -4) for d in (-1, -2)]
+    probs = torch.softmax(get_activations(model, torch.cat(shifted), LOGITS), -1)[:, FISH].cpu()
+titles = ["as made"] + [f"shifted {s} {'xy'[d]}" for s in (4, -4) for d in (1, 0)]
+image_grid(torch.cat(shifted), [f"{t}: p={p:.2f}" for t, p in zip(titles, probs)], cols=5, size=2); plt.show()
+
+# %% [markdown]
+# ## What you built
+#
+# * `get_activations` and objectives as functions of `T`: the vocabulary of every later vision lesson;
+# * why naive pixel ascent gives noise, and the two fixes: a spectrum scaled like natural images, and images
+#   that must work under jitter;
+# * your own `visualize` loop; the course's `render` is the same idea with colour decorrelation, lucent's
+#   scale and rotation jitter, batching, and a forward pass that stops at the deepest layer it needs;
+# * diversity through Gram-matrix similarity, and class visualization.
+#
+# Lesson 02 turns the loop around: instead of starting from noise, start from a photo and exaggerate what a
+# layer already sees in it.
