@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
-from mi_course.vision.featurevis import _fast_layers as redirected_relu  # TODO public name
-from mi_course.vision.featurevis import input_transform
+from mi_course.vision.featurevis import input_transform, redirected_relu
 
 # An objective, as in lucent: a function of ``T``, where ``T(layer)`` gives that layer's activations for the
 # current batch of images, returning a scalar **loss to minimize** (so "excite channel 5" is minus its mean).

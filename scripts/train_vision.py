@@ -1,7 +1,8 @@
-"""Train the lite vision organisms ``vision`` and ``vision-b``: small CNNs on procedurally generated images.
+"""Train the lite vision organisms ``vision``, ``vision-b`` and ``vision-c``: small CNNs on generated images.
 
     python scripts/train_vision.py --role vision            # writes mi_course/checkpoints/vision
     python scripts/train_vision.py --role vision-b          # a second architecture and seed, for universality
+    python scripts/train_vision.py --role vision-c --steps 1500   # a residual CNN (--arch residual), a third seed
     python scripts/train_vision.py --role vision --steps 200 --out /tmp/vis-smoke --no-manifest
 
 Data: :mod:`mi_course.organisms.images` (10 classes: arcs, lines, edges, corners, circles, shapes, textures,
@@ -9,15 +10,20 @@ colour blobs, fish facing left or right, fish-like negatives), a fresh seeded ba
 (``generate(batch, seed=(seed, step))``), so nothing is stored and the run is reproducible on one CPU thread.
 
 Model: :class:`mi_course.models.lite_vision.LiteCNN` (normalization inside, replicate padding, named layers
-conv1..convN, global max pool, linear). Training uses BatchNorm, folded into the convolutions before saving,
-and two auxiliary linear heads on global-max-pooled activations that are dropped afterwards: an 8-way
-arc-orientation head (on arc images; it makes the named layer carry curve detectors) and a left/right head
-(on fish images; it makes the named layer keep the two facings apart).
+conv1..convN, global max pool, linear); with ``--arch residual`` (vision-c) a
+:class:`~mi_course.models.lite_vision.ResidualCNN`, whose layers after the stem conv1 are residual blocks.
+Training uses BatchNorm, folded into the convolutions before saving, and two auxiliary linear heads on
+global-max-pooled activations that are dropped afterwards: an 8-way arc-orientation head (on arc images; it
+makes the named layer carry orientation information) and a left/right head (on fish images; it makes the
+named layer keep the two facings apart). ``--aux-curve-units`` (vision only) goes further and trains single
+channels to be curve detectors; vision-c, the universality organism, refuses it: its detectors arise on
+their own.
 
 After training it measures the shipped (folded) model with :mod:`mi_course.vision.tuning` (curve detectors
-in every conv layer, union over cases for the fish class) and writes ``config.json``, ``model.safetensors``,
-``metrics.json`` and ``card.json`` to ``--out``; when ``--out`` is inside the checkpoint folder it refreshes
-the manifest.
+in every conv layer, union over cases for the fish class), :mod:`mi_course.vision.drawn` (the best layer's
+detectors on arcs and lines drawn by PIL, in every variation) and, for a residual model, the accuracy with
+its skip connections cut; and writes ``config.json``, ``model.safetensors``, ``metrics.json`` and
+``card.json`` to ``--out``; when ``--out`` is inside the checkpoint folder it refreshes the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import time
 from pathlib import Path
 
@@ -35,31 +42,42 @@ from torch import nn
 
 from mi_course.config import seed_everything
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
-from mi_course.models.lite_vision import LiteCNN
+from mi_course.models.lite_vision import LiteCNN, ResidualBlock, lite_cnn
 from mi_course.paths import checkpoint_dir
 from mi_course.organisms import images
+from mi_course.vision import drawn
 from mi_course.vision.tuning import curve_detector_report, union_over_cases
 
 ROLE_DEFAULTS = {
     # the counterpart of InceptionV1: 5x5 then 3x3 kernels
-    "vision": {"seed": 0, "widths": "16,32,128,128", "kernels": "5,5,3,3", "pools": "2,2,2,1",
+    "vision": {"seed": 0, "arch": "plain", "widths": "16,32,128,128", "kernels": "5,5,3,3", "pools": "2,2,2,1",
                "aux_arc_layer": "conv4", "aux_facing_layer": "conv3", "fish_cases": "species"},
     # the counterpart of AlexNet: a large first kernel, other widths, another seed
-    "vision-b": {"seed": 1, "widths": "24,48,128,128", "kernels": "7,3,3,3", "pools": "2,2,2,1",
+    "vision-b": {"seed": 1, "arch": "plain", "widths": "24,48,128,128", "kernels": "7,3,3,3", "pools": "2,2,2,1",
                  "aux_arc_layer": "conv4", "aux_facing_layer": "conv3", "fish_cases": "mirror"},
+    # the counterpart of ResNet-50: a stem conv, then residual blocks (same four stages), another seed;
+    # vision-b's recipe (no planted curve units: universality is about detectors that arise on their own)
+    "vision-c": {"seed": 2, "arch": "residual", "widths": "32,64,128,128", "kernels": "5,3,3,3",
+                 "pools": "2,2,2,1", "aux_arc_layer": "conv4", "aux_facing_layer": "conv3", "fish_cases": "mirror"},
 }
 CITATIONS = {
     "vision": "Cammarata, Goh, Carter, Schubert, Petrov, Olah. Curve Detectors. Distill, 2020; Olah et al., "
               "Zoom In: An Introduction to Circuits. Distill, 2020",
     "vision-b": "Schubert, Voss, Cammarata, Goh, Olah. High-Low Frequency Detectors / Curve Circuits. Distill, "
                 "2021; Olah et al., Zoom In (universality). Distill, 2020",
+    "vision-c": "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR, 2016; Olah et al., Zoom "
+                "In (universality). Distill, 2020; Cammarata et al., Curve Detectors. Distill, 2020",
 }
+ARCHS = ("plain", "residual")
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--role", choices=sorted(ROLE_DEFAULTS), required=True)
-    ap.add_argument("--seed", type=int, default=None, help="default: 0 for vision, 1 for vision-b")
+    ap.add_argument("--seed", type=int, default=None, help="default: 0 for vision, 1 for vision-b, 2 for vision-c")
+    ap.add_argument("--arch", choices=ARCHS, default=None,
+                    help="plain: conv layers (vision, vision-b); residual: a plain stem conv1, then residual blocks "
+                         "relu(conv_b(conv_a(x)) + shortcut(x)) (vision-c); default: the role's"),
     ap.add_argument("--out", type=Path, default=None, help="default: mi_course/checkpoints/<role>")
     ap.add_argument("--steps", type=int, default=700, help="training steps (one fresh batch each)")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -92,7 +110,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-manifest", action="store_true", help="do not rewrite mi_course/checkpoints/MANIFEST.json")
     ap.add_argument("--remeasure", action="store_true",
                     help="do not train: re-measure the checkpoint in --out (default: the role's folder) and "
-                         "rewrite the measured parts of its card")
+                         "rewrite the measured parts of its card (and its architecture section)")
     args = ap.parse_args(argv)
     for key, value in ROLE_DEFAULTS[args.role].items():
         if getattr(args, key) is None:
@@ -100,6 +118,9 @@ def parse_args(argv=None):
     for key in ("aux_arc_layer", "aux_facing_layer"):
         if getattr(args, key) in ("none", ""):
             setattr(args, key, None)
+    if args.role == "vision-c" and args.aux_curve_units:
+        ap.error("vision-c is the universality model: its curve detectors must arise on their own, so "
+                 "--aux-curve-units (planted detectors) is refused for it")
     return args
 
 
@@ -111,9 +132,12 @@ def model_config(args, mean, std) -> dict:
     widths, kernels, pools = ints(args.widths), ints(args.kernels), ints(args.pools)
     if not len(widths) == len(kernels) == len(pools):
         raise ValueError(f"--widths, --kernels and --pools need one value per conv: {widths}, {kernels}, {pools}")
-    return {"kind": "cnn", "in_channels": 3, "mean": mean, "std": std,
-            "convs": [{"name": f"conv{i + 1}", "out": w, "kernel": k, "pool": p}
-                      for i, (w, k, p) in enumerate(zip(widths, kernels, pools))],
+    convs = [{"name": f"conv{i + 1}", "out": w, "kernel": k, "pool": p}
+             for i, (w, k, p) in enumerate(zip(widths, kernels, pools))]
+    if args.arch == "residual":
+        for c in convs[1:]:  # conv1 stays a plain stem
+            c["block"] = "residual"
+    return {"kind": "cnn", "in_channels": 3, "mean": mean, "std": std, "convs": convs,
             "global_pool": "max", "classes": list(images.CLASSES), "input_size": args.size}
 
 
@@ -175,6 +199,18 @@ def summarize_curves(report: dict) -> dict:
                                                     "line_ratio", "stretch")} for c in report["curve_detectors"]]}
 
 
+def fed_by_previous(model: LiteCNN, name: str) -> str:
+    """The module of layer ``name`` whose weight reads the previous layer's (pooled) output: the layer itself,
+    or a residual block's first convolution (``conv4.conv_a``)."""
+    return f"{name}.conv_a" if isinstance(getattr(model, name), ResidualBlock) else name
+
+
+def union_pairs(model: LiteCNN) -> list[tuple[str, str]]:
+    """(previous layer, layer fed by it) for every layer after the first, then (last layer, fc)."""
+    names = model.layer_names
+    return [(prev, fed_by_previous(model, name)) for prev, name in zip(names[:-1], names[1:])] + [(names[-1], "fc")]
+
+
 def measure(model: LiteCNN, seed: int, size: int, fish_cases: str = "mirror") -> dict:
     """Everything the card states, measured on the shipped (folded, eval-mode) model."""
     model.eval()
@@ -187,7 +223,7 @@ def measure(model: LiteCNN, seed: int, size: int, fish_cases: str = "mirror") ->
     right = images.class_images("fish", 64, seed=case_seed + 1, size=size, facing="right", fish_cases=fish_cases)
     others, labels, _ = images.generate(256, seed=case_seed + 2, size=size, fish_cases=fish_cases)
     others = others[labels != images.FISH]
-    pairs = list(zip(model.layer_names[:-1], model.layer_names[1:])) + [(model.layer_names[-1], "fc")]
+    pairs = union_pairs(model)
     unions = {}
     for prev, layer in pairs:
         res = union_over_cases(model, layer, prev, left, right, images_other=others)
@@ -201,12 +237,72 @@ def measure(model: LiteCNN, seed: int, size: int, fish_cases: str = "mirror") ->
                          "n_left_units": len(res["case_units"]["a"]), "n_right_units": len(res["case_units"]["b"]),
                          "left_units": res["case_units"]["a"], "right_units": res["case_units"]["b"]}
     return {"curves": curves, "best_curve_layer": best["layer"], "unions": unions,
+            "drawn": drawn_robustness(model, best), "skips": skip_ablation(model, seed, size, fish_cases),
             "union_params": {k: res[k] for k in ("min_both", "min_case_ratio", "top_k", "min_selectivity")},
             "union_images": {"left": f"class_images('fish', 64, seed={case_seed}, facing='left', "
                                      f"fish_cases={fish_cases!r})",
                              "right": f"class_images('fish', 64, seed={case_seed + 1}, facing='right', "
                                       f"fish_cases={fish_cases!r})",
                              "other": f"generate(256, seed={case_seed + 2}, fish_cases={fish_cases!r}) without fish"}}
+
+
+class _NoSkip(nn.Module):
+    """A residual block's shortcut, cut: the block computes relu(conv_b(conv_a(x))) alone."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(())
+
+
+@torch.no_grad()
+def skip_ablation(model: LiteCNN, seed: int, size: int, fish_cases: str) -> dict | None:
+    """A residual model's accuracy with each block's skip connection cut (and all of them): how much the
+    network routes through its shortcuts. None for a plain CNN."""
+    blocks = [n for n in model.layer_names if isinstance(getattr(model, n), ResidualBlock)]
+    if not blocks:
+        return None
+    x, y, _ = images.generate(600, seed=(seed, 10 ** 6 + 3), size=size, fish_cases=fish_cases)
+
+    def acc_without(cut):
+        saved = {n: getattr(model, n).shortcut for n in cut}
+        try:
+            for n in cut:
+                getattr(model, n).shortcut = _NoSkip()
+            return round(accuracy(model, x, y), 4)
+        finally:
+            for n, shortcut in saved.items():
+                getattr(model, n).shortcut = shortcut
+
+    return {"images": f"generate(600, seed=({seed}, {10 ** 6 + 3}))", "accuracy": acc_without([]),
+            "without_shortcut": {n: acc_without([n]) for n in blocks}, "without_all_shortcuts": acc_without(blocks),
+            "how": "each block's shortcut replaced by zero (the block then computes relu(conv_b(conv_a(x))))"}
+
+
+def angle_between(a: float, b: float) -> float:
+    """The angle between two orientations in degrees, in [0, 180]."""
+    d = abs(a - b) % 360
+    return min(d, 360 - d)
+
+
+def drawn_robustness(model: LiteCNN, best: dict) -> dict:
+    """The best layer's curve detectors on stimuli drawn another way (:mod:`mi_course.vision.drawn`: PIL-drawn
+    arcs and lines), in each single variation and combined case: which cases each meets the course's criteria
+    in, and its preferred orientation on the canonical drawn case (and how far that is from its preference on
+    the course's own stimuli)."""
+    cases = {**drawn.VARIATIONS, **drawn.COMBINED}
+    channels = best["curve_detectors"]
+    rep = drawn.robustness_report(model, best["layer"], channels, cases) if channels else {}
+    robust = [c for c in channels if len(rep[c]["failed"]) <= 1]
+    shift = {c: angle_between(rep[c]["preferred_deg"]["canonical"], best["preferred_deg"][c]) for c in channels}
+    return {"layer": best["layer"], "cases": list(cases), "criteria": "mi_course.vision.tuning.THRESHOLDS",
+            "channels": {str(c): {"failed": rep[c]["failed"], "share": round(rep[c]["share"], 4),
+                                  "preferred_deg_canonical": rep[c]["preferred_deg"]["canonical"],
+                                  "orientation_shift_deg": shift[c]} for c in channels},
+            "max_orientation_shift_deg": max(shift.values(), default=None),
+            "passes_canonical": [c for c in channels if "canonical" in rep[c]["passed"]],
+            "robust_channels": robust,
+            "robust_quadrants": sorted({int(best["preferred_deg"][c] // 90) % 4 for c in robust}),
+            "how": "mi_course.vision.drawn.robustness_report(model, layer, channels, {**VARIATIONS, **COMBINED}); "
+                   "robust = fails at most one case"}
 
 
 def remeasure(args) -> dict:
@@ -216,16 +312,18 @@ def remeasure(args) -> dict:
     out = Path(args.out) if args.out is not None else checkpoint_dir() / args.role
     config = json.loads((out / "config.json").read_text())
     card = json.loads((out / "card.json").read_text())
-    model = LiteCNN(config)
+    model = lite_cnn(config)
     model.load_state_dict(load_file(str(out / "model.safetensors")))
     model.eval()
     seed = card["training"]["seed"]
     m = measure(model, seed, config.get("input_size", 64), card["dataset"].get("fish_cases", "mirror"))
     report(m)
-    fresh = make_card(args, None, config, model, m, [card["final_train"]], card["training_seconds"],
+    trained = parse_args(shlex.split(card["regenerate"])[2:])  # the options the checkpoint was trained with
+    fresh = make_card(trained, None, config, model, m, [card["final_train"]], card["training_seconds"],
                       card["measured"]["accuracy_2000_fresh_images"], card["training"]["n_params_trained"])
     fresh["dataset"].update({k: card["dataset"][k] for k in ("images_seen", "image_size") if k in card["dataset"]})
-    card["measured"], card["mechanism"], card["dataset"] = fresh["measured"], fresh["mechanism"], fresh["dataset"]
+    for part in ("measured", "mechanism", "dataset", "architecture"):
+        card[part] = fresh[part]
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"rewrote {out / 'card.json'}", flush=True)
     return card
@@ -253,7 +351,7 @@ def main(argv=None) -> dict:
     mean = [round(v, 4) for v in sample.mean((0, 2, 3)).tolist()]
     std = [round(v, 4) for v in sample.std((0, 2, 3)).tolist()]
     config = model_config(args, mean, std)
-    model = LiteCNN(config, batchnorm=True)
+    model = lite_cnn(config, batchnorm=True)
     channels = {c["name"]: c["out"] for c in config["convs"]}
     heads = nn.ModuleDict()
     if args.aux_arc_layer:
@@ -330,7 +428,7 @@ def main(argv=None) -> dict:
     model.eval()
     unfolded = accuracy(model, test_x, test_y)
     model.fold_batchnorm()
-    shipped = LiteCNN(config)
+    shipped = lite_cnn(config)
     shipped.load_state_dict(model.state_dict())
     shipped.eval()
     final_x, final_y, _ = images.generate(2000, seed=(args.seed, 10 ** 6 + 2), size=args.size,
@@ -367,19 +465,38 @@ def not_reached(role: str, best: dict, stretch: bool, union_layers: list) -> lis
     return missing
 
 
+def describe_layers(config: dict) -> list[str]:
+    """One line per layer of a ``cnn`` config, for the card."""
+    lines, channels = [], config.get("in_channels", 3)
+    for c in config["convs"]:
+        k, out, pool = c["kernel"], c["out"], (f", max pool {c['pool']}" if c["pool"] > 1 else "")
+        if c.get("block", "plain") == "residual":
+            skip = f"1x1 conv {channels} -> {out}" if channels != out else "identity"
+            lines.append(f"{c['name']}: residual block relu(conv_b(conv_a(x)) + shortcut(x)): conv_a {k}x{k} -> {out} "
+                         f"channels + ReLU, conv_b {k}x{k} -> {out}, shortcut {skip}; replicate padding{pool}")
+        else:
+            lines.append(f"{c['name']}: conv {k}x{k} -> {out} channels, replicate padding, ReLU{pool}")
+        channels = out
+    return lines
+
+
 def make_card(args, argv, config, model, m, history, seconds, final_acc, n_params) -> dict:
     best = m["curves"][m["best_curve_layer"]]
     curve_summary = {name: summarize_curves(rep) for name, rep in m["curves"].items()}
     union_layers = [name for name, u in m["unions"].items() if u["union_units"]]
     stretch = (len(best["stretch_detectors"]) >= 4 and len(best["stretch_quadrants"]) == 4)
     # the layer to report: the first with union units, else the last conv (fed by the one before it)
-    main_union = m["unions"][union_layers[0] if union_layers else model.layer_names[-1]]
+    main_union = m["unions"][union_layers[0] if union_layers else union_pairs(model)[-2][1]]
+    # channels trained to be curve detectors (--aux-curve-units), if any, in the layer reported
+    planted = list(range(args.aux_curve_units)) if args.aux_curve_units and args.aux_arc_layer == best["layer"] else []
     mechanism = {
         "curve_detectors": {
             "layer": best["layer"], "channels": best["curve_detectors"],
             "preferred_deg": {str(c): best["preferred_deg"][c] for c in best["curve_detectors"]},
             "quadrants": best["quadrants"],
             "stretch_channels": best["stretch_detectors"], "stretch_quadrants": best["stretch_quadrants"],
+            "planted_channels": planted,
+            "arose_on_their_own": [c for c in best["curve_detectors"] if c not in planted],
             "note": "orientation = direction the 90-degree arc bulges towards, degrees counter-clockwise on "
                     "screen from 'pointing right' (mi_course.vision.stimuli); quadrant q = [90q, 90q+90)",
         },
@@ -405,11 +522,9 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
                     "fish_cases": args.fish_cases,
                     "description": "\n\n".join(images.__doc__.split("\n\n")[1:4]).strip()},
         "architecture": {
-            "class": "mi_course.models.lite_vision.LiteCNN",
-            "layers": [f"{c['name']}: conv {c['kernel']}x{c['kernel']} -> {c['out']} channels, replicate padding, "
-                       f"ReLU" + (f", max pool {c['pool']}" if c["pool"] > 1 else "") for c in config["convs"]]
-                      + ["global max pool", f"fc: linear -> {len(images.CLASSES)} logits"],
-            "hook_names": list(model.layer_names) + ["fc"],
+            "class": f"mi_course.models.lite_vision.{type(model).__name__}",
+            "layers": describe_layers(config) + ["global max pool", f"fc: linear -> {len(images.CLASSES)} logits"],
+            "hook_names": [n for n, _ in model.named_modules() if n and n.split(".")[-1] != "bn"],
             "normalization": {"mean": config["mean"], "std": config["std"],
                               "note": "inside the model; mean/std of 1024 generated images"},
             "batchnorm": "used in training, folded into conv weights and biases in the shipped checkpoint",
@@ -456,6 +571,8 @@ def make_card(args, argv, config, model, m, history, seconds, final_acc, n_param
             "union_layers": union_layers,
             "union_params": m["union_params"],
             "union_images": m["union_images"],
+            "drawn_robustness": m["drawn"],
+            **({"skip_ablation": m["skips"]} if m["skips"] else {}),
             "how": "mi_course.vision.tuning: curve_detector_report(model, layer) for every conv layer; "
                    "union_over_cases(model, layer, prev_layer, left, right, images_other=...) for each layer "
                    "and the one feeding it (the images named in union_images)",

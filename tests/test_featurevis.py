@@ -92,3 +92,66 @@ def test_lucent_names_every_inceptionv1_layer_and_render_runs_at_random_weights(
     imgs = render(model, ["mixed3b:379", "mixed3b:406"], steps=2, size=64, progress=False)
     assert imgs.shape == (2, 3, 64, 64) and torch.isfinite(imgs).all()
     assert hooks_on(model) == 0
+
+
+def test_the_first_convolutions_phase_gradient_is_autograds(vision):
+    from mi_course.vision import featurevis as fv
+
+    torch.manual_seed(0)
+    for k, h, w, cin, cout in [(5, 68, 68, 3, 16), (3, 33, 30, 3, 8), (4, 17, 19, 1, 5)]:
+        weight, bias = torch.randn(cout, cin, k, k), torch.randn(cout)
+        x = torch.randn(2, cin, h, w, requires_grad=True)
+        y = torch.nn.functional.conv2d(x, weight, bias)
+        g = torch.randn_like(y)
+        expected, = torch.autograd.grad(y, x, g)
+        x2 = x.detach().requires_grad_(True)
+        y2 = fv._FewInputsConv.apply(x2, weight, bias, fv._phase_weight(weight))
+        got, = torch.autograd.grad(y2, x2, g)
+        assert torch.equal(y, y2) and torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+    # and through the lite model, inside a render's context: the same image gradient as the plain convolution
+    def image_gradient(phases: bool):
+        saved = fv._phases_apply
+        if not phases:
+            fv._phases_apply = lambda module: False
+        try:
+            x = torch.rand(3, 3, 64, 64, requires_grad=True)
+            with fv._frozen(vision), fv._fast_layers(vision), fv._channels_last(vision):
+                return torch.autograd.grad(vision.features(x)[:, :8].mean(), x)[0]
+        finally:
+            fv._phases_apply = saved
+    torch.manual_seed(1)
+    fast = image_gradient(True)
+    torch.manual_seed(1)
+    plain = image_gradient(False)
+    assert torch.allclose(fast, plain, rtol=1e-4, atol=1e-4 * plain.abs().max())
+    assert hooks_on(vision) == 0 and all(p.requires_grad for p in vision.parameters())
+
+
+def test_standard_transforms_are_lucents_in_one_resampling(vision, monkeypatch):
+    """The fused warp applies the draws lucent's chain would (pad, jitter, rotate, jitter) to within
+    interpolation error; the lite CNNs' standard keeps the image's size, InceptionV1's ends at 224."""
+    import numpy as np
+    from kornia.geometry.transform import get_rotation_matrix2d, translate, warp_affine
+
+    from mi_course.vision import featurevis as fv
+
+    torch.manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=64, mode="bicubic", align_corners=True)
+    for dx1, dy1, angle, dx2, dy2 in [(1, 0, 5, 0, 1), (0, 1, -3, 1, 1)]:
+        x = torch.nn.functional.pad(image, [4] * 4, value=0.5)
+        x = translate(x, torch.tensor([[dx1, dy1]]).float())
+        x = warp_affine(x, get_rotation_matrix2d(torch.tensor([[35.5, 35.5]]), torch.tensor([float(angle)]),
+                                                 torch.ones(1, 2)), dsize=(72, 72))
+        lucent = translate(x, torch.tensor([[dx2, dy2]]).float())
+        draws = iter([dx1, dy1, 1.0, angle, dx2, dy2])
+        monkeypatch.setattr(np.random, "choice", lambda options: next(draws))
+        fused = fv._Warp(4, 2, [1.0], [angle], 2)(image)
+        monkeypatch.undo()
+        inside = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+        assert fused.shape == lucent.shape and (fused - lucent)[inside].abs().max() < 0.01
+
+    from lucent.modelzoo import inceptionv1
+    assert fv._transforms("standard", vision, 48)[0](torch.rand(2, 3, 48, 48)).shape == (2, 3, 48, 48)
+    assert fv._transforms("standard", inceptionv1(pretrained=False), 128)[0](torch.rand(2, 3, 128, 128)).shape == (
+        2, 3, 224, 224)

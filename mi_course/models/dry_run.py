@@ -6,7 +6,8 @@ downloading, so every full-mode notebook cell can run on a machine without a net
 * TransformerLens models from the configs in ``full_configs/`` (written by ``scripts/write_full_configs.py``
   from TransformerLens's own loading code), initialised as TransformerLens initialises a new model, then
   processed as ``from_pretrained`` processes weights (folded LayerNorm, centred writing weights and unembed);
-* lucent's ``InceptionV1(pretrained=False)`` and torchvision models with ``weights=None``;
+* lucent's ``InceptionV1(pretrained=False)`` and the torchvision classifiers (AlexNet, VGG19, ResNet-50) with
+  ``weights=None``;
 * a SAELens SAE of the release's real shape, hook and metadata.
 
 The real tokenizers cannot be had offline, so each HookedTransformer gets a **stand-in**: a byte-level BPE

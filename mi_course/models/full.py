@@ -1,5 +1,8 @@
 """Full-mode loaders: the real models from lucent, torchvision, TransformerLens and SAELens.
 
+Vision: lucent's InceptionV1, and torchvision's AlexNet, VGG19 and ResNet-50 wrapped in :class:`Normalized`
+(so they take RGB in [0, 1]; their layers are then under ``model.``, e.g. ``model.layer2``).
+
 Each loader first checks whether its weights are cached or its host answers (2 s probe). Offline with
 nothing cached it raises :class:`OfflineError` at once, instead of letting a hub client retry for half a
 minute; offline with a cache it tells the Hugging Face clients to use the cache only (HF_HUB_OFFLINE).
@@ -74,13 +77,41 @@ def inceptionv1(**kwargs) -> nn.Module:
     return InceptionV1(pretrained=True, **kwargs)
 
 
-def alexnet(**kwargs) -> nn.Module:
-    from torchvision.models import AlexNet_Weights, alexnet as tv_alexnet
+# torchvision classifiers of the universality set: builder name -> (weights enum, weights). ResNet-50 takes
+# IMAGENET1K_V1 (the original recipe of He et al.), not DEFAULT (V2, a later training recipe).
+TORCHVISION = {"alexnet": ("AlexNet_Weights", "IMAGENET1K_V1"), "vgg19": ("VGG19_Weights", "IMAGENET1K_V1"),
+               "resnet50": ("ResNet50_Weights", "IMAGENET1K_V1")}
 
-    if dry_run():
-        return Normalized(offline.torchvision_model("alexnet", **kwargs))
-    _need_url(AlexNet_Weights.DEFAULT.url)
-    return Normalized(tv_alexnet(weights=AlexNet_Weights.DEFAULT, **kwargs))
+
+def torchvision_weights(name: str):
+    """The torchvision weights the course loads for classifier ``name`` (see :data:`TORCHVISION`)."""
+    import torchvision.models
+
+    enum, member = TORCHVISION[name]
+    return getattr(getattr(torchvision.models, enum), member)
+
+
+def torchvision_classifier(name: str):
+    """A loader for torchvision classifier ``name``, wrapped in :class:`Normalized` (RGB in [0, 1]); its ImageNet
+    weights download on first use (into the torch hub cache); in a dry run ``weights=None``, offline."""
+
+    def load(**kwargs) -> nn.Module:
+        import torchvision.models
+
+        if dry_run():
+            return Normalized(offline.torchvision_model(name, **kwargs))
+        weights = torchvision_weights(name)
+        _need_url(weights.url)
+        return Normalized(getattr(torchvision.models, name)(weights=weights, **kwargs))
+
+    load.__name__ = name
+    load.weights_url = lambda: torchvision_weights(name).url
+    return load
+
+
+alexnet = torchvision_classifier("alexnet")
+vgg19 = torchvision_classifier("vgg19")
+resnet50 = torchvision_classifier("resnet50")
 
 
 def hooked(name: str):
@@ -126,9 +157,8 @@ def availability(loader) -> str:
     if name == "inceptionv1":
         from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
         url = model_urls["inceptionv1"]
-    elif name == "alexnet":
-        from torchvision.models import AlexNet_Weights
-        url = AlexNet_Weights.DEFAULT.url
+    elif hasattr(loader, "weights_url"):
+        url = loader.weights_url()
     else:
         return "downloads on first use" if network_available(HF_HOST) else "offline (cache only)"
     if _hub_file(url).exists():

@@ -7,6 +7,12 @@ Each role has a full loader (the real library model, downloaded on first use) an
 folder ``mi_course/checkpoints/<role>/`` with ``config.json`` (whose ``kind`` picks a builder from
 ``mi_course.models.lite``), ``model.safetensors`` and ``card.json``, all listed in the sha256 manifest.
 Adding a lite organism means training it with its script, which writes that folder and the manifest.
+
+A *full-only* role (``vision-d``, VGG19) has no lite organism (``ModelSpec.lite`` is False): in lite mode
+:func:`load_model` and :func:`model_card` raise :class:`ModelUnavailable` saying so, rather than handing out
+another model under its name. The vision roles of the universality comparison (lesson 04), and the layer of
+each where curve detectors are looked for, are recorded here once: :func:`universality_roles` and
+:func:`curve_layer` (full: InceptionV1, AlexNet, ResNet-50, VGG19; lite: ``vision``, ``vision-b``, ``vision-c``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ class ModelSpec:
     full_loader: Callable[..., Any] | None
     full_card: dict = field(default_factory=dict)
     input_contract: str = ""
+    lite: bool = True  # False: a full-only role, with no lite organism
+    # vision roles in the universality set: mode -> the module path (``model.get_submodule``) whose channels
+    # are searched for curve detectors; lucent-style names (feature visualization) join the path with "_"
+    curve_layers: dict = field(default_factory=dict)
 
 
 ROLES: dict[str, ModelSpec] = {}
@@ -57,15 +67,38 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def _torchvision_role(role: str, description: str, name: str, title: str, citation: str, layer: str, where: str,
+                      lite: bool = True) -> ModelSpec:
+    """A universality role whose full model is torchvision's ``name`` (:func:`full.torchvision_classifier`) and
+    whose lite one (if ``lite``) a course CNN; curve detectors are looked for in ``layer`` (full) and ``conv4``
+    (lite). ``where`` says where ``layer`` sits: it is chosen by position, not from a published neuron list."""
+    return ModelSpec(role, description, getattr(full, name),
+                     {"source": f"torchvision {title} (ImageNet weights {full.TORCHVISION[name][1]})",
+                      "citation": citation,
+                      "curve_layer_note": f"{layer}: {where}; chosen by position, not a published neuron list"},
+                     VISION_INPUT, lite=lite, curve_layers={"full": layer, **({"lite": "conv4"} if lite else {})})
+
+
 for _spec in (
     ModelSpec("vision", "image classifier with curve detectors and circuits", full.inceptionv1,
               {"source": "lucent InceptionV1 (GoogLeNet, inception5h weights)",
-               "citation": "Olah et al., Zoom In (Distill, 2020); Cammarata et al., Curve Detectors (2020)"},
-              VISION_INPUT),
-    ModelSpec("vision-b", "a second image classifier, for universality", full.alexnet,
-              {"source": "torchvision AlexNet (ImageNet weights)",
-               "citation": "Krizhevsky et al., 2012; Schubert et al., Curve Circuits (Distill, 2021)"},
-              VISION_INPUT),
+               "citation": "Olah et al., Zoom In (Distill, 2020); Cammarata et al., Curve Detectors (2020)",
+               "curve_layer_note": "mixed3b: where Cammarata et al. (2020) found InceptionV1's curve detectors "
+                                   "(379, 406, 385, 343, 342, 388, 324, 340, 330, 349)"},
+              VISION_INPUT, curve_layers={"full": "mixed3b", "lite": "conv4"}),
+    _torchvision_role("vision-b", "a second image classifier, for universality", "alexnet", "AlexNet",
+                      "Krizhevsky et al., 2012; Schubert et al., Curve Circuits (Distill, 2021)",
+                      "model.features.4", "conv2 after its ReLU (192 channels, stride 8, 27x27 at 224 px), the "
+                      "early-mid layer at mixed3b's stride"),
+    _torchvision_role("vision-c", "a residual image classifier, for universality", "resnet50", "ResNet-50",
+                      "He et al., Deep Residual Learning (2016); Olah et al., Zoom In (universality, Distill, 2020)",
+                      "model.layer2", "the second stage's output, after its last block's addition and ReLU (512 "
+                      "channels, stride 8, 28x28 at 224 px), at mixed3b's stride"),
+    _torchvision_role("vision-d", "a deep plain image classifier, for universality (full mode only)", "vgg19",
+                      "VGG19", "Simonyan and Zisserman, Very Deep Convolutional Networks (2015); Olah et al., "
+                      "Zoom In (universality, Distill, 2020)",
+                      "model.features.17", "conv3_4 after its ReLU (256 channels, stride 4, 56x56 at 224 px), the "
+                      "last layer of the third block, an early-mid position", lite=False),
     ModelSpec("attn-only-1l", "one-layer attention-only transformer", full.hooked("attn-only-1l"),
               {"source": "TransformerLens attn-only-1l", "citation": "Elhage et al., A Mathematical Framework (2021)"},
               TOKENS_INPUT),
@@ -101,6 +134,35 @@ def _spec(role: str) -> ModelSpec:
     return ROLES[role]
 
 
+def _full_only(role: str, what: str) -> ModelUnavailable:
+    spec = ROLES[role]
+    return ModelUnavailable(
+        f"{role} ({spec.full_card.get('source', role)}) is a full-mode-only role: the course ships no lite "
+        f"{what} for it. In lite mode the universality set is {', '.join(universality_roles('lite'))} "
+        f"(mi_course.models.registry.universality_roles('lite')); for {role} itself use full mode "
+        f"(MI_COURSE_MODE=full, or mi_course.set_mode('full')) with network access")
+
+
+def universality_roles(mode: str | None = None) -> list[str]:
+    """The vision roles whose curve detectors lesson 04 compares, in ``mode`` (default: the course mode):
+    full: vision, vision-b, vision-c, vision-d (InceptionV1, AlexNet, ResNet-50, VGG19); lite: vision,
+    vision-b, vision-c (two small CNNs and a residual CNN)."""
+    mode = get_mode(mode)
+    return [r for r, s in ROLES.items() if mode in s.curve_layers and (mode == "full" or s.lite)]
+
+
+def curve_layer(role: str, mode: str | None = None) -> str:
+    """The module path (``model.get_submodule(path)``) of ``role``'s layer where curve detectors are looked for
+    in ``mode``: ``mixed3b`` for InceptionV1, ``conv4`` for the lite CNNs, ... (see :func:`universality_roles`)."""
+    spec = _spec(role)
+    mode = get_mode(mode)
+    if mode == "lite" and not spec.lite:
+        raise _full_only(role, "model")
+    if mode not in spec.curve_layers:
+        raise KeyError(f"{role!r} is not in the universality set; roles: {', '.join(universality_roles(mode))}")
+    return spec.curve_layers[mode]
+
+
 def lite_shipped(role: str) -> bool:
     manifest = checkpoints.read_manifest()
     return all(f"{role}/{name}" in manifest for name in ("config.json", "model.safetensors"))
@@ -121,6 +183,8 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
     """The model for ``role`` in ``mode`` (default: the course mode), on the course device, in eval mode."""
     spec = _spec(role)
     mode = get_mode(mode)
+    if mode == "lite" and not spec.lite:
+        raise _full_only(role, "model")
     if mode == "lite" or spec.full_loader is None:
         model = _load_lite(role, **kwargs)
     else:
@@ -145,6 +209,10 @@ def model_card(role: str, mode: str | None = None) -> dict:
     spec = _spec(role)
     mode = get_mode(mode)
     card = {"role": role, "mode": mode, "description": spec.description, "input": spec.input_contract}
+    if mode == "lite" and not spec.lite:
+        raise _full_only(role, "model or card")
+    if mode in spec.curve_layers:
+        card["curve_layer"] = spec.curve_layers[mode]
     if mode == "lite" or spec.full_loader is None:
         if f"{role}/card.json" not in checkpoints.read_manifest():
             raise ModelUnavailable(f"no model card for the lite model {role!r}: it is not shipped yet")
@@ -153,7 +221,9 @@ def model_card(role: str, mode: str | None = None) -> dict:
 
 
 def available_models() -> list[dict]:
-    """One row per role: whether its lite model is shipped and whether full mode can load it here."""
+    """One row per role: whether its lite model is shipped and whether full mode can load it here (a
+    full-only role's lite entry is "not shipped", with ``"full_only": True``)."""
     return [{"role": r, "lite": "shipped" if lite_shipped(r) else "not shipped",
-             "full": full.availability(s.full_loader) if s.full_loader else "uses the lite checkpoint"}
+             "full": full.availability(s.full_loader) if s.full_loader else "uses the lite checkpoint",
+             "full_only": not s.lite}
             for r, s in ROLES.items()]

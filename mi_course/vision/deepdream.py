@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from mi_course.vision.featurevis import _fast_layers, _frozen, _is_lite
+from mi_course.vision.featurevis import frozen, is_lite, redirected_relu
 from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_activations,  # noqa: F401
                                      layer_name, layer_norm, sample_photo)
 
@@ -77,7 +77,7 @@ def dreaming(model: torch.nn.Module):
     model.eval()
     _dreaming.add(id(model))
     try:
-        with _frozen(model), (nullcontext() if _is_lite(model) else _fast_layers(model)):
+        with frozen(model), (nullcontext() if is_lite(model) else redirected_relu(model)):
             yield
     finally:
         _dreaming.discard(id(model))

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
-from mi_course.vision.featurevis import _Capture, _is_lite, _run, input_transform, module_names
+from mi_course.vision.featurevis import LayerCapture, input_transform, is_lite, module_names, run_capture
 
 # scikit-image's colour photos (skimage.data ships these files, so no download is needed); camera and
 # coins are greyscale and come back with three equal channels
@@ -103,9 +103,9 @@ def layer_activations(model: torch.nn.Module, images: Float[torch.Tensor, "batch
     """``layer``'s output for ``images`` (RGB in [0, 1], on the model's device), the graph kept: the forward
     pass stops at the layer (nothing after it is needed), and its hook is removed also when it raises."""
     key = layer_name(model, layer)
-    capture = _Capture(module_names(model), [key], last=key)
+    capture = LayerCapture(module_names(model), [key], last=key)
     try:
-        _run(model, input_transform(model)(images), capture)
+        run_capture(model, input_transform(model)(images), capture)
     finally:
         capture.remove()
     if key not in capture.features:
@@ -142,7 +142,7 @@ def class_logits(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 he
     """The model's class logits for ``images`` (a CPU tensor). lucent's InceptionV1 returns probabilities,
     so its logits are read before the softmax, with the images resized to the 224 x 224 it classifies."""
     images = images.to(_device(model))
-    logit_layer = LOGIT_LAYERS.get(model._get_name()) if not _is_lite(model) else None
+    logit_layer = LOGIT_LAYERS.get(model._get_name()) if not is_lite(model) else None
     if logit_layer is None:
         return model(input_transform(model)(images)).cpu()
     if images.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
