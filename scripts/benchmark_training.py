@@ -23,7 +23,7 @@ from mi_course.organisms.train import start_run, train_language_model
 from mi_course.models.checkpoints import regenerate_script
 
 LANGUAGE = ("lm", "attn-only-2l", "attn-only-1l")
-RECORDED = ("vision", "vision-b", "modular-addition")  # cards with "training_seconds" of the whole run
+RECORDED = ("vision", "vision-b", "vision-c", "modular-addition")  # cards with "training_seconds" of the whole run
 SCRIPT_LIMIT, TOTAL_LIMIT = 45 * 60, 120 * 60
 
 

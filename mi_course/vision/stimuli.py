@@ -14,6 +14,10 @@ on the image centre and whose circle centre lies ``radius`` pixels away in the d
 ``line_stimulus(orientation, length)`` is a straight segment through the image centre; its orientation is
 periodic with period 180.
 
+``curvature_stimulus(orientation, curvature, length)`` holds the *length* fixed and varies the curvature
+(1 / radius, per pixel): an arc of that length bulging towards ``orientation``, and at curvature 0 the
+straight segment it tends to, its tangent at the midpoint (orientation + 90 degrees).
+
 ``polarity="dark"`` (default) draws a black stroke on white, ``"light"`` a white stroke on black.
 """
 
@@ -126,3 +130,25 @@ def line_stimulus(orientation_deg: float, length: float = 16.0, width: float = 2
 def arc_length(radius: float, span_deg: float = 90.0) -> float:
     """Length in pixels of an arc: the segment length that matches a curve stimulus in ink."""
     return math.radians(span_deg) * radius
+
+
+def curvature_stimulus(orientation_deg: float, curvature: float, length: float = 16.0, width: float = 2.5,
+                       size: int = 64, polarity: str = "dark") -> torch.Tensor:
+    """An arc of ``length`` pixels and ``curvature`` (1 / radius, per pixel; >= 0) whose midpoint is the
+    image centre and which bulges towards ``orientation_deg``: ``curve_stimulus(orientation_deg, 1 /
+    curvature, width, size, polarity, span_deg=degrees(length * curvature))``. Curvature 0 is the straight
+    segment of that length through the centre at ``orientation_deg + 90`` (the arc's tangent at its
+    midpoint). Raises ValueError when the arc would be longer than its circle (span above 360 degrees).
+
+    Returns an RGB image in [0, 1], shape (3, size, size), float32.
+    """
+    orientation = _check_angle("orientation_deg", orientation_deg)
+    curvature = _check_positive("curvature", curvature, allow_zero=True)
+    length = _check_positive("length", length)
+    if curvature == 0:
+        return line_stimulus(orientation + 90.0, length, width, size, polarity)
+    span = math.degrees(length * curvature)
+    if span > 360:
+        raise ValueError(f"an arc of length {length:g} at curvature {curvature:g} would span {span:.0f} degrees, "
+                         f"more than its circle: use a curvature <= {2 * math.pi / length:.4g}")
+    return curve_stimulus(orientation, 1.0 / curvature, width, size, polarity, span)

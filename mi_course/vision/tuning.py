@@ -1,5 +1,6 @@
 """Canonical measurements on vision models: activations by layer name, radial tuning curves, curve
-detectors, and union over cases. Lesson 03/04 exercises are graded against these.
+detectors, curvature tuning, and union over cases. Lesson 03/04 exercises are graded against these.
+(The activation probe itself lives in :mod:`mi_course.vision.activations`, imported here.)
 
 Conventions: images are RGB in [0, 1], (B, 3, H, W); a *layer* is a module name as in
 ``model.get_submodule(name)`` (e.g. ``"conv3"``), and its activations are that module's output,
@@ -17,7 +18,8 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.vision.stimuli import POLARITIES, arc_length, curve_stimulus, line_stimulus
+from mi_course.vision.activations import channel_responses, check_images, get_module, layer_activations  # noqa: F401
+from mi_course.vision.stimuli import POLARITIES, arc_length, curve_stimulus, curvature_stimulus, line_stimulus
 
 ORIENTATIONS = tuple(range(0, 360, 5))        # curves: every 5 degrees around the circle
 LINE_ORIENTATIONS = tuple(range(0, 180, 5))   # lines have period 180
@@ -31,58 +33,11 @@ STRETCH_THRESHOLDS = {"min_peak_to_mean": 3.0, "max_half_width_deg": 45.0, "min_
 
 
 # ------------------------------------------------------------------ activations
+# (they live in mi_course.vision.activations, which scales InceptionV1's input and stops at the layer read;
+# imported here under their old names)
 
-def _check_images(images) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images must be a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
-    if images.dim() == 3:
-        images = images[None]
-    if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] == 0:
-        raise ValueError(f"images must have shape (B, 3, H, W) (RGB, B >= 1), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be float in [0, 1], got dtype {images.dtype}")
-    lo, hi = images.min().item(), images.max().item()
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"images must be RGB in [0, 1] (models normalize internally), got values in "
-                         f"[{lo:.3g}, {hi:.3g}]")
-    return images
-
-
-def _module(model: torch.nn.Module, layer: str) -> torch.nn.Module:
-    if not isinstance(layer, str):
-        raise ValueError(f"layer must be a module name (str) such as 'conv3', got {layer!r}")
-    try:
-        return model.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"model has no layer {layer!r}; layers: {', '.join(names[:30])}") from None
-
-
-@torch.no_grad()
-def layer_activations(model: torch.nn.Module, images: torch.Tensor, layer: str,
-                      batch_size: int = 256) -> torch.Tensor:
-    """The output of ``model``'s module named ``layer`` for ``images`` (B, 3, H, W) (a single (3, H, W)
-    image is treated as a batch of one): (B, C, h, w) for a conv layer, (B, C) for a linear one. Runs in
-    batches of ``batch_size`` under ``torch.no_grad()`` on the model's device; returns a CPU tensor."""
-    images = _check_images(images)
-    module = _module(model, layer)
-    device = next(model.parameters()).device
-    captured, outs = [], []
-    handle = module.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
-    try:
-        for start in range(0, len(images), batch_size):
-            captured.clear()
-            model(images[start:start + batch_size].to(device))
-            outs.append(captured[0].float().cpu())
-    finally:
-        handle.remove()
-    return torch.cat(outs)
-
-
-def channel_responses(model, images, layer, batch_size: int = 256) -> torch.Tensor:
-    """Each channel's response to each image: its maximum over spatial positions, (B, C)."""
-    acts = layer_activations(model, images, layer, batch_size)
-    return acts.flatten(2).amax(-1) if acts.dim() == 4 else acts
+_check_images = check_images
+_module = get_module
 
 
 # ------------------------------------------------------------------ tuning curves
@@ -147,6 +102,41 @@ def line_responses(model, layer: str, orientations=LINE_ORIENTATIONS, radii=RADI
     lengths = tuple(arc_length(r) for r in radii)
     stim = _line_batch(orientations, lengths, float(width), int(size), _check_polarities(polarities))
     return channel_responses(model, stim, layer).amax(0)
+
+
+# curvature tuning: arcs of one length, from straight (0) to tight (radius 5 px)
+CURVATURES = (0.0, 1 / 40, 1 / 28, 1 / 20, 1 / 14, 1 / 10, 1 / 7, 1 / 5)
+CURVE_LENGTH = 16.0
+
+
+@lru_cache(maxsize=8)
+def _curvature_batch(orientation, curvatures, length, width, size, polarities) -> torch.Tensor:
+    return torch.stack([curvature_stimulus(orientation, k, length, width, size, p) for k in curvatures
+                        for p in polarities])
+
+
+def curvature_tuning(model, layer: str, channel: int, curvatures=CURVATURES, orientation_deg: float | None = None,
+                     length: float = CURVE_LENGTH, width: float = WIDTH, size: int = SIZE,
+                     polarities=POLARITIES) -> torch.Tensor:
+    """One channel's response to arcs of the same ``length`` and growing curvature, (len(curvatures),).
+
+    Entry k is the channel's largest response (max over positions and ``polarities``) to
+    :func:`~mi_course.vision.stimuli.curvature_stimulus` ``(orientation_deg, curvatures[k], length)``:
+    curvature 0 is the straight segment (the arc's tangent), 1/r an arc of radius r. ``orientation_deg``
+    defaults to the channel's preferred orientation, the peak of its :func:`radial_tuning_curve` (the first
+    one on ties)."""
+    curvatures = _float_tuple("curvatures", curvatures)
+    if any(k < 0 for k in curvatures):
+        raise ValueError(f"curvatures must be >= 0 (1 / radius, per pixel), got {curvatures}")
+    polarities = _check_polarities(polarities)
+    if orientation_deg is None:  # (this checks the channel too)
+        curve = radial_tuning_curve(model, layer, channel, width=width, size=size, polarities=polarities)
+        orientation_deg = ORIENTATIONS[int(curve.argmax())]
+    stim = _curvature_batch(float(orientation_deg), curvatures, float(length), float(width), int(size), polarities)
+    resp = channel_responses(model, stim, layer)
+    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < resp.shape[1]:
+        raise ValueError(f"channel must be an int in [0, {resp.shape[1]}) for layer {layer!r}, got {channel!r}")
+    return resp[:, channel].view(len(curvatures), len(polarities)).amax(1)
 
 
 def tuning_statistics(curves: torch.Tensor, orientations=ORIENTATIONS) -> dict[str, torch.Tensor]:

@@ -110,7 +110,7 @@ plt.show()
 # | 01 | feature visualization | vision |
 # | 02 | DeepDream | vision |
 # | 03 | curve detectors | vision |
-# | 04 | circuits, motifs and universality | vision, vision-b |
+# | 04 | circuits, motifs and universality | vision, vision-b, vision-c |
 # | 05 | transformer circuits | attn-only-1l, attn-only-2l |
 # | 06 | induction heads | attn-only-2l, lm |
 # | 07 | the logit lens | lm |

@@ -344,7 +344,7 @@ check("01.diversity_objective")
 # %%
 channel = objectives.channel(LAYER, CURVES[1])
 alike = render(model, channel, batch=4, steps=STEPS, size=SIZE)
-varied = render(model, channel + objectives.Objective(diversity_objective(BELOW)), batch=4, steps=STEPS,
+varied = render(model, channel + 0.5 * objectives.Objective(diversity_objective(BELOW)), batch=4, steps=STEPS,
                 size=SIZE)
 image_grid(list(alike) + list(varied), ["without"] * 4 + ["with diversity"] * 4, cols=4, size=2); plt.show()
 
