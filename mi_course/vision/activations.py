@@ -62,7 +62,8 @@ def get_module(model: torch.nn.Module, layer: str) -> torch.nn.Module:
         raise ValueError(f"model has no layer {layer!r}; layers: {', '.join(names[:30])}") from None
 
 
-def _device(model: torch.nn.Module) -> torch.device:
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any)."""
     try:
         return next(model.parameters()).device
     except StopIteration:
@@ -78,7 +79,7 @@ def layer_activations(model: torch.nn.Module, images: torch.Tensor, layer: str,
     (:func:`input_scaling`), stopping at the layer; returns a float CPU tensor. No hook is left behind."""
     images = check_images(images)
     module = get_module(model, layer)
-    device, scale = _device(model), input_scaling(model)
+    device, scale = model_device(model), input_scaling(model)
     captured, outs = [], []
 
     def hook(mod, inputs, output):

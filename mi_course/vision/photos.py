@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
+from mi_course.vision.activations import model_device
 from mi_course.vision.featurevis import LayerCapture, input_transform, is_lite, module_names, run_capture
 
 # scikit-image's colour photos (skimage.data ships these files, so no download is needed); camera and
@@ -120,15 +121,11 @@ def activation_norm(acts: torch.Tensor) -> torch.Tensor:
     return acts.pow(2).mean()
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def layer_norm(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 height width"],
                layer: str) -> Float[torch.Tensor, "batch"]:
     """:func:`activation_norm` of ``layer`` for each image (a CPU tensor), to measure what a dream did."""
-    acts = layer_activations(model, images.to(_device(model)), layer)
+    acts = layer_activations(model, images.to(model_device(model)), layer)
     return acts.flatten(1).pow(2).mean(1).cpu()
 
 
@@ -141,7 +138,7 @@ def class_logits(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 he
                  ) -> Float[torch.Tensor, "batch classes"]:
     """The model's class logits for ``images`` (a CPU tensor). lucent's InceptionV1 returns probabilities,
     so its logits are read before the softmax, with the images resized to the 224 x 224 it classifies."""
-    images = images.to(_device(model))
+    images = images.to(model_device(model))
     logit_layer = LOGIT_LAYERS.get(model._get_name()) if not is_lite(model) else None
     if logit_layer is None:
         return model(input_transform(model)(images)).cpu()

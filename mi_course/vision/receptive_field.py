@@ -99,10 +99,10 @@ def measured_receptive_field(model, layer: str, size: int = 224, n_images: int =
     taken by some channel or image), for the centre unit and its diagonal neighbour: the field is the square
     of the larger side found, the stride how far the neighbour's field has moved. ``size`` must hold both
     units' whole fields (a ValueError says when it does not)."""
-    from mi_course.vision.activations import _device, get_module, input_scaling
+    from mi_course.vision.activations import get_module, input_scaling, model_device
 
     module = get_module(model, layer)
-    device = _device(model)
+    device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(n_images, 3, size, size, generator=generator).to(device).requires_grad_()
     caught = []
