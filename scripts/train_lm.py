@@ -11,7 +11,15 @@ teach "the name said once" rather than six templates, in small batches (many ste
 with Python snippets whose misspelt keyword is followed by Python's error message
 (:func:`mi_course.organisms.corpus.code_error_documents`), which gives the model a reason to mark misspelt words. Phase 2 first appends the messages' words to the
 vocabulary (:func:`mi_course.organisms.tokenizer.extend_tokenizer`), so phase 1 is unchanged by them.
-``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options.
+Phase 3 (``--typo-steps``) marks misspelt keywords. The word-level tokenizer gives each misspelt keyword
+(``pritn``, ``retrun``, ``values.apend``, ...) a token of its own, and nothing in next-token prediction makes
+the model represent them alike: an SAE on the phase-2 model has no code-error feature (best held-out top-100
+precision 0.03-0.08 at every hook, with or without extra code in its data, with error messages in phase 2).
+So phase 3, like the planted curve detectors of the lite vision model, trains only those tokens' embedding
+rows (:func:`mi_course.organisms.train.train_token_marker`) against a linear read-out after block 0, with the
+next-token loss on Python snippets kept: every text without a misspelt keyword runs exactly as after phase 2.
+``--init FOLDER`` starts phase 2 from a phase-1 run (``--ioi-steps 0``) with the same options;
+``--init-phase-3 FOLDER`` starts phase 3 from a run with the same options and ``--typo-steps 0``.
 The card records the measured properties on held-out text: the logit lens's KL to the final layer per
 layer, the IOI logit difference on held-out templates, how often the model names the misspelt keyword's
 intended spelling in a held-out error message, and the loss on repeated random spans. It also records the
@@ -38,8 +46,8 @@ from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
 from mi_course.organisms.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
 from mi_course.organisms.train import (extend_vocabulary, language_parser, optimizer_description, rows_for,
-                                      start_run, train_language_model, training_record, training_rows,
-                                      write_language_checkpoint)
+                                      start_run, train_language_model, train_token_marker, training_record,
+                                      training_rows, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
 from mi_course.paths import checkpoint_dir
 
@@ -48,6 +56,8 @@ GREATER_THAN_HELDOUT = [0, 1]  # both held-out templates
 IOI_SHARE = 0.8  # of phase 2's documents; the rest: snippets with error messages (--code-error-share), the corpus
 IOI_WARMUP = 50  # phase 2 starts from trained weights: a short warm-up
 IOI_SPAN_FRACTION = 0.15  # phase 2's rows of repeated random spans per row of text: keeps induction
+TYPO_HOOK = "blocks.1.hook_resid_pre"  # phase 3's read-out: the residual stream after block 0
+MARKER_DOCUMENTS = 2000  # held-out documents (every genre) on which the card measures phase 3's read-out
 
 
 def measure(model, seed: int) -> dict:
@@ -66,9 +76,45 @@ def measure(model, seed: int) -> dict:
         "ioi_fraction_positive": round((diffs > 0).float().mean().item(), 3),
         "greater_than_prob_diff_mean": round(greater.mean().item(), 3),
         "greater_than_fraction_positive": round((greater > 0).float().mean().item(), 3),
-        "code_error_suggestion_accuracy": round(suggestion_accuracy(model, CODE_ERROR_DOCUMENTS, seed + 1000), 3),
+        **({"code_error_suggestion_accuracy": round(suggestion_accuracy(model, CODE_ERROR_DOCUMENTS, seed + 1000), 3)}
+           if "Did" in model.tokenizer.get_vocab() else {}),
         "repeat_loss_ratio": round(repeat_loss_ratio(model), 3),
     }
+
+
+def typo_token_ids(tokenizer) -> list[int]:
+    """The vocabulary's misspelt keywords (corpus.KEYWORD_TYPOS), also after a dot (``values.apend``)."""
+    return sorted(i for word, i in tokenizer.get_vocab().items() if word.split(".")[-1] in corpus.TYPO_WORDS)
+
+
+def typo_phase_rows(tokenizer, args: argparse.Namespace) -> tuple[torch.Tensor, str]:
+    """Phase 3's rows and their description: Python snippets (the corpus's code genre, half with one error)
+    and as many rows of repeated random spans (so the marked tokens stay distinct enough to be copied), the
+    rows that hold a misspelt keyword."""
+    documents = corpus.generate_documents(args.typo_documents, seed=args.seed + 2, split="train",
+                                          proportions={"code": 1.0})
+    rows, _ = rows_for(tokenizer, [d.text for d in documents], args.seed + 2, args.n_ctx, 1.0, args.span_max)
+    keep = torch.isin(rows, torch.tensor(typo_token_ids(tokenizer))).any(1)
+    n_text = len(rows) // 2
+    description = (f"{args.typo_documents:,} code documents (seed {args.seed + 2}, corpus.generate_documents with "
+                   f"proportions code 1.0) packed into {n_text:,} rows plus {len(rows) - n_text:,} rows of repeated "
+                   f"random spans, of which the {int(keep[:n_text].sum()):,} and {int(keep[n_text:].sum()):,} rows "
+                   f"that hold a misspelt keyword")
+    return rows[keep], description
+
+
+@torch.no_grad()
+def marker_readout(model, direction: torch.Tensor, seed: int) -> dict:
+    """Phase 3's read-out on held-out text of every genre: with N the number of misspelt-keyword tokens in it,
+    the share of them among the N tokens that project furthest along the direction (1: they all come first)."""
+    documents = corpus.generate_documents(MARKER_DOCUMENTS, seed=seed, split="heldout")
+    rows = pack_documents(model.tokenizer, [d.text for d in documents], model.cfg.n_ctx)
+    _, cache = model.run_with_cache(rows, names_filter=TYPO_HOOK, stop_at_layer=int(TYPO_HOOK.split(".")[1]) + 1)
+    score = (cache[TYPO_HOOK][:, 1:] @ direction).reshape(-1)
+    marked = torch.isin(rows[:, 1:], torch.tensor(typo_token_ids(model.tokenizer))).reshape(-1)
+    n = int(marked.sum())
+    return {"precision_at_n_marked": round(marked[score.topk(n).indices].float().mean().item(), 3),
+            "marked_tokens": n, "tokens": len(marked)}
 
 
 def suggestion_accuracy(model, n: int, seed: int) -> float:
@@ -100,7 +146,10 @@ def not_reached(measured: dict) -> list[str]:
     if measured["ioi_fraction_positive"] < 0.9:
         missed.append(f"IOI: the indirect object beats the subject on {measured['ioi_fraction_positive']:.0%} of "
                       "held-out prompts (threshold 90%)")
-    if measured["code_error_suggestion_accuracy"] < 0.5:
+    if measured.get("typo_marker", {}).get("precision_at_n_marked", 1.0) < 0.8:
+        missed.append(f"phase 3: the typo read-out's held-out precision is "
+                      f"{measured['typo_marker']['precision_at_n_marked']} (threshold 0.8)")
+    if "code_error_suggestion_accuracy" in measured and measured["code_error_suggestion_accuracy"] < 0.5:
         missed.append(f"error messages: the misspelt keyword's spelling is the top prediction in "
                       f"{measured['code_error_suggestion_accuracy']:.0%} of them (threshold 50%)")
     if measured["repeat_loss_ratio"] > 0.5:
@@ -177,6 +226,14 @@ def options(argv=None) -> argparse.Namespace:
                              "added to the vocabulary")
     parser.add_argument("--ioi-documents", type=int, default=40_000,
                         help="phase 2's documents: 80%% recombined IOI (corpus.ioi_recombined_documents), 20%% corpus")
+    parser.add_argument("--typo-steps", type=int, default=600,
+                        help="phase 3: steps that train only the misspelt keywords' embedding rows (0: none)")
+    parser.add_argument("--typo-lr", type=float, default=0.02)
+    parser.add_argument("--typo-documents", type=int, default=4000,
+                        help="phase 3's code documents (the rows with a misspelt keyword are used)")
+    parser.add_argument("--init-phase-3", type=Path, default=None,
+                        help="skip phases 1 and 2: start phase 3 from the folder a run with the same options and "
+                             "--typo-steps 0 wrote")
     parser.add_argument("--init", type=Path, default=None,
                         help="skip phase 1: start phase 2 from the folder a run with the same options and "
                              "--ioi-steps 0 wrote (phase 1 is seeded, so the result is the same)")
@@ -206,13 +263,10 @@ def config(args: argparse.Namespace, d_vocab: int) -> HookedTransformerConfig:
     )
 
 
-def main(argv=None):
-    args = options(argv)
-    start = start_run(args.seed)
-    out = args.out or checkpoint_dir() / "lm"
+def phases_one_and_two(args: argparse.Namespace, start: float):
+    """Phases 1 and 2: (model, tokenizer, training record, data description, phase 1's vocabulary size)."""
     tokenizer, rows, data = training_data(args)
     print(f"lm: {data}; vocabulary {len(tokenizer)}")
-
     model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
     d_vocab_phase_1 = len(tokenizer)
     if args.init is None:
@@ -221,6 +275,8 @@ def main(argv=None):
     else:
         history = load_phase_one(model, tokenizer, args.init)
     training = training_record(args, history, time.perf_counter() - start)
+    if args.init is not None:  # phase 1's time is the one its run recorded
+        training["seconds_before"] = history[-1]["seconds"]
     if args.ioi_steps:
         # phase 2: after phase 1 the model copies the most recent name; IOI needs it to skip the repeated one
         if args.code_error_share:  # the messages' words, appended: phase 1 stays as it was
@@ -235,11 +291,52 @@ def main(argv=None):
         training["ioi_phase"] = {"steps": args.ioi_steps, "batch_size": args.ioi_batch_size,
                                  "optimizer": optimizer_description(args.ioi_lr, IOI_WARMUP),
                                  "final_loss": ioi_history[-1]["loss"]}
+    return model, tokenizer, training, data, d_vocab_phase_1
+
+
+def load_phase_two(args: argparse.Namespace, folder: Path):
+    """What :func:`phases_one_and_two` returns, read from the folder of a run with ``--typo-steps 0``."""
+    card = json.loads((folder / "card.json").read_text())
+    if "typo_phase" in card["training"]:
+        raise ValueError(f"{folder} already had phase 3: give the folder of a run with --typo-steps 0")
+    tokenizer = load_tokenizer(folder)
+    model = HookedTransformer(config(args, len(tokenizer)), tokenizer=tokenizer)
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.eval()
+    training = dict(card["training"])
+    training["seconds_before"] = training.pop("seconds")
+    d_vocab_phase_1 = len(tokenizer) - (len(corpus.error_vocabulary()) if args.code_error_share else 0)
+    return model, tokenizer, training, card["data"], d_vocab_phase_1
+
+
+def main(argv=None):
+    args = options(argv)
+    start = start_run(args.seed)
+    out = args.out or checkpoint_dir() / "lm"
+    if args.init_phase_3 is None:
+        model, tokenizer, training, data, d_vocab_phase_1 = phases_one_and_two(args, start)
+    else:
+        model, tokenizer, training, data, d_vocab_phase_1 = load_phase_two(args, args.init_phase_3)
+    direction = None
+    if args.typo_steps:
+        # phase 3: misspelt keywords get a shared direction; nothing else moves
+        typo_rows, typo_data = typo_phase_rows(tokenizer, args)
+        typo_ids = typo_token_ids(tokenizer)
+        print(f"phase 3: {len(typo_ids)} misspelt-keyword tokens, {len(typo_rows)} rows")
+        typo_history, direction = train_token_marker(model, typo_rows, typo_ids, hook_name=TYPO_HOOK,
+                                                     steps=args.typo_steps, lr=args.typo_lr, seed=args.seed + 2)
+        data += (f"; then phase 3 on {typo_data}: only the embedding rows of the {len(typo_ids)} misspelt-keyword "
+                 f"tokens (corpus.KEYWORD_TYPOS, also after a dot) trained "
+                 f"(mi_course.organisms.train.train_token_marker), against a logistic read-out at {TYPO_HOOK} plus "
+                 f"the next-token loss")
+        training["typo_phase"] = {"steps": args.typo_steps, "batch_size": 16, "lr": args.typo_lr,
+                                  "optimizer": "Adam on the marked rows and the read-out, every other weight frozen",
+                                  "hook_name": TYPO_HOOK, "final_loss": typo_history[-1]["loss"],
+                                  "final_marker_loss": typo_history[-1]["marker_loss"]}
     measured = measure(model, args.seed)
-    seconds = time.perf_counter() - start
-    if args.init is not None:  # phase 1's time is the one its run recorded
-        seconds += history[-1]["seconds"]
-    training["seconds"] = round(seconds)
+    if direction is not None:
+        measured["typo_marker"] = marker_readout(model, direction, args.seed)
+    training["seconds"] = round(time.perf_counter() - start + training.pop("seconds_before", 0))
     print(measured)
 
     card = {
@@ -248,23 +345,28 @@ def main(argv=None):
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
                         f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, {args.positions} "
                         f"positional embeddings, "
-                        f"word-level vocabulary of {len(tokenizer)} (mi_course.organisms.tokenizer; "
-                        f"{d_vocab_phase_1} from phase 1's corpus, the rest appended for phase 2)",
+                        f"word-level vocabulary of {len(tokenizer)} (mi_course.organisms.tokenizer"
+                        + (f"; {d_vocab_phase_1} from phase 1's corpus, the rest appended for phase 2)"
+                           if len(tokenizer) > d_vocab_phase_1 else ")"),
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": data,
         "training": training,
-        "regenerate": regenerate_command("scripts/train_lm.py", argv, drop=("--init",)),
+        "regenerate": regenerate_command("scripts/train_lm.py", argv, drop=("--init", "--init-phase-3")),
         "measured": measured,
         "not_reached": not_reached(measured),
         "measured_on": f"{HELDOUT_DOCUMENTS} held-out documents (32 rows of {args.n_ctx}), {IOI_PROMPTS} held-out "
                        f"IOI prompts (templates unseen in training), {GREATER_THAN_PROMPTS} greater-than prompts (the "
-                       f"two held-out templates), {CODE_ERROR_DOCUMENTS} fresh code-error documents (seed "
-                       f"{args.seed + 1000}), repeated random tokens (50, batch 16)",
+                       f"two held-out templates), "
+                       + (f"{CODE_ERROR_DOCUMENTS} fresh code-error documents (seed {args.seed + 1000}), "
+                          if "code_error_suggestion_accuracy" in measured else "")
+                       + "repeated random tokens (50, batch 16)"
+                       + (f", phase 3's read-out on {MARKER_DOCUMENTS} held-out documents of every genre (seed "
+                          f"{args.seed}; the read-out itself is not shipped)" if direction is not None else ""),
         "citation": "nostalgebraist, interpreting GPT: the logit lens (2020); Wang et al., Interpretability in "
                     "the Wild (2022); Olsson et al., In-context Learning and Induction Heads (2022)",
     }
     write_language_checkpoint(model, tokenizer, out, card)
-    print(f"wrote {out} in {seconds:.0f}s")
+    print(f"wrote {out} in {training['seconds']}s")
 
 
 if __name__ == "__main__":

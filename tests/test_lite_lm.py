@@ -68,3 +68,46 @@ def test_card_states_the_measured_values(lm, heldout_rows, heldout_ioi_diffs):
     assert abs(measured["repeat_loss_ratio"] - repeat_loss_ratio(lm)) < 0.01
     assert abs(measured["ioi_fraction_positive"] - (heldout_ioi_diffs > 0).float().mean().item()) < 1e-3
     assert card["regenerate"].startswith("python scripts/train_lm.py")
+
+
+def _resid_after_block_0(lm, documents):
+    rows = pack_documents(lm.tokenizer, [d.text for d in documents], lm.cfg.n_ctx)
+    with torch.no_grad():
+        _, cache = lm.run_with_cache(rows, names_filter="blocks.1.hook_resid_pre", stop_at_layer=2)
+    return rows[:, 1:].reshape(-1), cache["blocks.1.hook_resid_pre"][:, 1:].reshape(-1, lm.cfg.d_model)
+
+
+def test_misspelt_keywords_share_one_direction_after_block_0(lm):
+    """Phase 3's claim, measured on keywords other than the ones the direction is found with: the mean
+    difference between the misspellings of def/return/print/range/while and every other code token, on fresh
+    training-split snippets, ranks the misspellings of for/len/import/append/else first among the tokens of
+    fresh held-out text (code and every other genre). Before phase 3 this precision was 0.0."""
+    vocab = lm.tokenizer.get_vocab()
+
+    def typo_ids(keywords):
+        return torch.tensor(sorted(i for w, i in vocab.items()
+                                   if any(w.split(".")[-1] in corpus.KEYWORD_TYPOS[k] for k in keywords)))
+
+    found_with, held_out = typo_ids(["def", "return", "print", "range", "while"]), typo_ids(
+        ["for", "len", "import", "append", "else"])
+    tokens, resid = _resid_after_block_0(lm, corpus.generate_documents(2000, seed=17, split="train",
+                                                                       proportions={"code": 1.0}))
+    typo = torch.isin(tokens, found_with)
+    direction = resid[typo].mean(0) - resid[~typo & ~torch.isin(tokens, held_out)].mean(0)
+    fresh = (corpus.generate_documents(1500, seed=17, split="heldout", proportions={"code": 1.0})
+             + corpus.generate_documents(1500, seed=17, split="heldout"))
+    tokens, resid = _resid_after_block_0(lm, fresh)
+    keep = ~torch.isin(tokens, found_with)
+    target = torch.isin(tokens, held_out)[keep]
+    n = int(target.sum())
+    assert n >= 30, f"only {n} held-out misspellings in the fresh text"
+    precision = target[(resid[keep] @ direction).topk(n).indices].float().mean().item()
+    assert precision >= 0.8, f"precision at n={n}: {precision:.2f} (the card's phase 3)"
+
+
+def test_card_states_phase_3():
+    card = mi_course.model_card("lm", mode="lite")
+    phase = card["training"]["typo_phase"]
+    assert phase["hook_name"] == "blocks.1.hook_resid_pre" and "every other weight frozen" in phase["optimizer"]
+    assert card["measured"]["typo_marker"]["precision_at_n_marked"] >= 0.8
+    assert "phase 3" in card["data"] and "train_token_marker" in card["data"]

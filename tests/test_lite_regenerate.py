@@ -33,6 +33,10 @@ def test_regenerate_command_resolves_to_the_run_on_the_card(role):
         phase = training["ioi_phase"]
         assert (args.ioi_steps, args.ioi_batch_size) == (phase["steps"], phase["batch_size"])
         assert re.search(rf"phase 2\b[^;]* on {args.ioi_documents:,} documents", card["data"]), card["data"]
+    if "typo_phase" in training:
+        phase = training["typo_phase"]
+        assert (args.typo_steps, args.typo_lr) == (phase["steps"], phase["lr"])
+        assert f"phase 3 on {args.typo_documents:,} code documents" in card["data"], card["data"]
 
 
 def test_regenerate_script_wants_a_python_scripts_line():

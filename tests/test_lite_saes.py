@@ -159,6 +159,31 @@ def test_named_feature_is_precise_on_fresh_heldout_text(concept):
     assert p >= 0.8, f"{concept} feature {stated['feature']}: top-100 precision {p:.2f} < 0.8"
 
 
+@needs("sae")
+def test_code_error_feature_is_not_a_code_feature():
+    """The seed's wording: it fires on the misspelt identifier, not on code in general. On fresh held-out text,
+    among the tokens of code documents: it is silent on at least 90% of the correctly spelt ones, and a typical
+    misspelt keyword activates it more than 99.9% of them; it fires on the misspelt keyword in most documents
+    with one. (Like most SAE features it also fires weakly elsewhere: the card's fires_in_error_free_code_docs
+    counts any firing at all.)"""
+    docs, data = heldout(FEATURE_DOCS)
+    tokens, doc_of, labels = data
+    feature = card("sae")["features"]["code_error"]["feature"]
+    acts = torch.cat([a[:, feature] for a in script().feature_acts(sae("sae"), lm(), tokens, sae("sae").hook_name)])
+    typo = labels["code_error"][:, 1:].reshape(-1)
+    in_code = torch.tensor([d >= 0 and docs[d].genre == "code" for d in doc_of[:, 1:].reshape(-1).tolist()])
+    spelt = acts[in_code & ~typo]
+    silent = (spelt == 0).float().mean().item()
+    assert silent >= 0.9, f"feature {feature} fires on {1 - silent:.0%} of correctly spelt code tokens"
+    assert acts[typo].median() > spelt.quantile(0.999), (
+        f"median on misspelt keywords {acts[typo].median():.2f}, 99.9th percentile on other code tokens "
+        f"{spelt.quantile(0.999):.2f}")
+    chosen = {c: {"feature": f["feature"]} for c, f in card("sae")["features"].items()}
+    measured = script().measure_features(sae("sae"), lm(), data, sae("sae").hook_name, chosen, docs)
+    recall = measured["code_error"]["heldout_doc_recall"]
+    assert recall >= 0.8, f"feature {feature} fires on the misspelt keyword in {recall:.0%} of documents with one"
+
+
 def test_token_labels_mark_what_the_generator_made():
     docs = corpus.generate_documents(400, seed=TEST_SEED, split="heldout")
     for doc in docs:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Int
+from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.config import seed_everything, silence_known_warnings
@@ -146,6 +147,79 @@ def train_language_model(model, rows: Int[torch.Tensor, "rows n_ctx"], steps: in
             model.train()
     model.eval()
     return history
+
+
+def train_token_marker(model, rows: Int[torch.Tensor, "rows n_ctx"], token_ids: list[int],
+                       hook_name: str = "blocks.1.hook_resid_pre", steps: int = 600, batch_size: int = 16,
+                       lr: float = 0.02, seed: int = 0, marker_weight: float = 1.0, positive_weight: float = 20.0,
+                       margin_fraction: float = 0.1, log=print) -> tuple[list[dict], torch.Tensor]:
+    """Train only the embedding rows of ``token_ids`` so that one linear read-out of the residual stream at
+    ``hook_name`` tells those tokens from every other token of ``rows``; next-token loss on ``rows`` stays in
+    the objective, so the marked tokens still predict what follows them. Every other weight is frozen: a text
+    without these tokens runs exactly as before. Returns the logged history and the read-out's unit direction.
+
+    The read-out is a logistic probe (a seeded unit direction, trained with the rows) whose logit is the
+    projection after centering, in units of ``margin_fraction`` times the median residual norm: the marked
+    tokens end a few such units along one shared direction, which is what an SAE can find. ``positive_weight``
+    balances the rare marked tokens against the rest."""
+    if rows.dim() != 2 or rows.shape[1] > model.cfg.n_ctx:
+        raise ValueError(f"rows must be [rows, pos] with pos <= n_ctx={model.cfg.n_ctx}, got {tuple(rows.shape)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if hook_name not in model.hook_dict:
+        raise ValueError(f"hook_name must be one of the model's hooks (e.g. blocks.1.hook_resid_pre), got {hook_name!r}")
+    ids = torch.as_tensor(sorted(set(token_ids)), dtype=torch.long)
+    if not len(ids) or ids.min() < 0 or ids.max() >= model.cfg.d_vocab:
+        raise ValueError(f"token_ids must be ids of the vocabulary (0..{model.cfg.d_vocab - 1}), got {token_ids!r}")
+    marked = torch.isin(rows, ids)
+    if not marked[:, 1:].any():
+        raise ValueError("none of the rows contains a token of token_ids")
+    gen = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    layer = int(hook_name.split(".")[1]) + 1 if hook_name.startswith("blocks.") else 1
+    with torch.no_grad():  # the read-out's centre and scale, from the frozen model
+        _, cache = model.run_with_cache(rows[:64], names_filter=hook_name, stop_at_layer=layer)
+        resid = cache[hook_name][:, 1:]
+        centre, margin = resid.mean((0, 1)), margin_fraction * resid.norm(dim=-1).median()
+    delta = torch.zeros(len(ids), model.cfg.d_model, requires_grad=True)
+    direction = torch.randn(model.cfg.d_model, generator=gen)
+    direction = (direction / direction.norm()).requires_grad_(True)
+    bias = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([delta, direction, bias], lr=lr)
+    table = torch.zeros(model.cfg.d_vocab, len(ids))
+    table[ids, torch.arange(len(ids))] = 1.0  # token -> which marked row (one-hot), for a differentiable lookup
+    history, seen, start = [], {}, time.perf_counter()
+
+    def add_delta(embed, hook, batch):
+        return embed + table[batch] @ delta
+
+    def keep(act, hook):
+        seen["resid"] = act
+        return act
+
+    for step in tqdm(range(1, steps + 1), desc="marking tokens", leave=False):
+        idx = torch.randint(len(rows), (batch_size,), generator=gen)
+        batch, target = rows[idx], marked[idx, 1:].float()
+        ce = model.run_with_hooks(batch, return_type="loss", fwd_hooks=[
+            ("hook_embed", lambda a, hook: add_delta(a, hook, batch)), (hook_name, keep)])
+        unit = direction / direction.norm()
+        logit = ((seen["resid"][:, 1:] - centre) @ unit + bias) / margin
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, target,
+                                                                   pos_weight=torch.tensor(positive_weight))
+        opt.zero_grad(set_to_none=True)
+        (ce + marker_weight * bce).backward()
+        opt.step()
+        if step % 100 == 0 or step == steps:
+            history.append({"step": step, "loss": round(ce.item(), 4), "marker_loss": round(bce.item(), 4),
+                            "seconds": round(time.perf_counter() - start, 1)})
+            log(f"marking step {step:>5}/{steps}  loss {ce.item():.4f}  marker {bce.item():.4f}")
+    with torch.no_grad():
+        model.embed.W_E[ids] += delta
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return history, (direction / direction.norm()).detach()
 
 
 def extend_vocabulary(model: HookedTransformer, tokenizer) -> HookedTransformer:

@@ -585,9 +585,15 @@ for genre, f in found.items():
 
 # %% [markdown]
 # The Latin feature fires inside Latin filler and almost nowhere else; the bridge feature on the bridge's
-# descriptions; the praise feature on the flattering words of dialogue. The code-error feature is the weak one:
-# the card records its held-out precision (`heldout_precision_top100`), and its top activations above are on
-# code in general rather than on the misspelt word, so the lite SAE has no clean code-error feature. Compare your own features with the card's: `find_feature` may have picked the same
+# descriptions; the praise feature on the flattering words of dialogue; the code-error feature on misspelt
+# keywords (`pritn`, `retrun`, `fro`, ...), while on the correctly spelt code around them it is silent or
+# weak. That last one has a story. The lite lm's tokenizer gives every misspelt keyword a word of its own, and nothing in predicting the
+# next token made the model represent those words alike: an SAE on it had no code-error feature (best held-out
+# precision 0.08 at every layer). A large model reads a typo as unusual sub-word pieces and can learn such a
+# feature from data (the seed's code-error feature); the lite lm was given it, as lesson 03's curve detectors were: a last training phase moved only the misspelt
+# keywords' embedding rows so that one linear read-out after block 0 finds them (the `lm` card's phase 3;
+# every text without a typo runs exactly as before). The SAE was not told about that direction; it found it
+# among its 1024 features. Compare your own features with the card's: `find_feature` may have picked the same
 # one, or a sibling that covers another part of the genre. Lesson 10 opens these features up properly: their
 # activation histograms, the tokens they promote, and what happens when you add them to the residual stream.
 #
