@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.organisms import corpus
+from mi_course.saes import hook_activations
 from mi_course.language.greater_than import greater_than_scores
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
@@ -84,7 +85,7 @@ def measure(model, seed: int) -> dict:
 
 def typo_token_ids(tokenizer) -> list[int]:
     """The vocabulary's misspelt keywords (corpus.KEYWORD_TYPOS), also after a dot (``values.apend``)."""
-    return sorted(i for word, i in tokenizer.get_vocab().items() if word.split(".")[-1] in corpus.TYPO_WORDS)
+    return sorted(i for word, i in tokenizer.get_vocab().items() if corpus.is_misspelt_keyword(word))
 
 
 def typo_phase_rows(tokenizer, args: argparse.Namespace) -> tuple[torch.Tensor, str]:
@@ -109,8 +110,7 @@ def marker_readout(model, direction: torch.Tensor, seed: int) -> dict:
     the share of them among the N tokens that project furthest along the direction (1: they all come first)."""
     documents = corpus.generate_documents(MARKER_DOCUMENTS, seed=seed, split="heldout")
     rows = pack_documents(model.tokenizer, [d.text for d in documents], model.cfg.n_ctx)
-    _, cache = model.run_with_cache(rows, names_filter=TYPO_HOOK, stop_at_layer=int(TYPO_HOOK.split(".")[1]) + 1)
-    score = (cache[TYPO_HOOK][:, 1:] @ direction).reshape(-1)
+    score = torch.cat(list(hook_activations(model, rows, TYPO_HOOK, progress=False))) @ direction
     marked = torch.isin(rows[:, 1:], torch.tensor(typo_token_ids(model.tokenizer))).reshape(-1)
     n = int(marked.sum())
     return {"precision_at_n_marked": round(marked[score.topk(n).indices].float().mean().item(), 3),

@@ -11,6 +11,7 @@ from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import answer_token, ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
 from mi_course.organisms.tokenizer import pack_documents
+from mi_course.saes import hook_activations
 
 if not lite_shipped("lm"):
     pytest.skip("the lite lm is not shipped yet (scripts/train_lm.py)", allow_module_level=True)
@@ -72,9 +73,8 @@ def test_card_states_the_measured_values(lm, heldout_rows, heldout_ioi_diffs):
 
 def _resid_after_block_0(lm, documents):
     rows = pack_documents(lm.tokenizer, [d.text for d in documents], lm.cfg.n_ctx)
-    with torch.no_grad():
-        _, cache = lm.run_with_cache(rows, names_filter="blocks.1.hook_resid_pre", stop_at_layer=2)
-    return rows[:, 1:].reshape(-1), cache["blocks.1.hook_resid_pre"][:, 1:].reshape(-1, lm.cfg.d_model)
+    resid = torch.cat(list(hook_activations(lm, rows, "blocks.1.hook_resid_pre", progress=False)))
+    return rows[:, 1:].reshape(-1), resid
 
 
 def test_misspelt_keywords_share_one_direction_after_block_0(lm):

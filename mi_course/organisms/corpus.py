@@ -1067,6 +1067,11 @@ def corpus_stats(documents: list[Document], tokenizer=None) -> dict:
 
 SEED_FEATURES = ("latin", "code_error", "praise", "bridge")
 TYPO_WORDS = frozenset(t for typos in KEYWORD_TYPOS.values() for t in typos)
+
+
+def is_misspelt_keyword(piece: str) -> bool:
+    """A word of :data:`TYPO_WORDS`, also after a dot (``values.apend``): one token of the lite tokenizer."""
+    return piece.split(".")[-1] in TYPO_WORDS
 _PRAISE_OPENINGS = tuple(s.split("{")[0] for s in PRAISE)
 _BRIDGE_NAME = ("Golden", "Gate", "Bridge")
 
@@ -1096,7 +1101,7 @@ def token_labels(document: Document) -> tuple[list[str], dict[str, list[bool]]]:
     latin_words = set(LATIN_WORDS)
     labels = {
         "latin": [document.genre == "latin" or p.lower() in latin_words for p in pieces],
-        "code_error": [document.genre == "code" and p.split(".")[-1] in TYPO_WORDS for p in pieces],
+        "code_error": [document.genre == "code" and is_misspelt_keyword(p) for p in pieces],
         "praise": [False] * n,
         "bridge": [document.genre == "bridge"] * n,
     }

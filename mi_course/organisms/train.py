@@ -175,12 +175,12 @@ def train_token_marker(model, rows: Int[torch.Tensor, "rows n_ctx"], token_ids: 
     if not marked[:, 1:].any():
         raise ValueError("none of the rows contains a token of token_ids")
     gen = torch.Generator().manual_seed(seed)
+    trainable = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
-    layer = int(hook_name.split(".")[1]) + 1 if hook_name.startswith("blocks.") else 1
     with torch.no_grad():  # the read-out's centre and scale, from the frozen model
-        _, cache = model.run_with_cache(rows[:64], names_filter=hook_name, stop_at_layer=layer)
+        _, cache = model.run_with_cache(rows[:64], names_filter=hook_name)
         resid = cache[hook_name][:, 1:]
         centre, margin = resid.mean((0, 1)), margin_fraction * resid.norm(dim=-1).median()
     delta = torch.zeros(len(ids), model.cfg.d_model, requires_grad=True)
@@ -217,8 +217,8 @@ def train_token_marker(model, rows: Int[torch.Tensor, "rows n_ctx"], token_ids: 
             log(f"marking step {step:>5}/{steps}  loss {ce.item():.4f}  marker {bce.item():.4f}")
     with torch.no_grad():
         model.embed.W_E[ids] += delta
-    for p in model.parameters():
-        p.requires_grad_(True)
+    for p, flag in zip(model.parameters(), trainable):
+        p.requires_grad_(flag)
     return history, (direction / direction.norm()).detach()
 
 
