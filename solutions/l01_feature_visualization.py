@@ -253,8 +253,8 @@ def convincing_image(model: torch.nn.Module, class_index: int, logits_layer: str
     stays convincing when it moves?
 
     Return one image ``[1, 3, size, size]`` in [0, 1] that the model classifies as ``class_index`` with
-    probability at least 0.9, and still at least 0.9 on average over copies shifted by 4 pixels (up, down,
-    left, right, wrapping around). ``logits_layer`` names the model's layer of class logits; ``steps`` is the
+    probability at least 0.9, and still at least 0.9 on average over copies shifted by 1, 2, 3 and 4 pixels
+    (up, down, left, right, wrapping around). ``logits_layer`` names the model's layer of class logits; ``steps`` is the
     number of optimization steps you may take (the test leaves the default). The test asks
     for classes the notebook did not try. Keep it under 15 seconds on a CPU for the lite model.
     """

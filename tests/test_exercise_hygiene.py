@@ -1,5 +1,6 @@
 """Stubs and notebooks do not hand out the answer: a stub never imports the module its solution delegates to,
-and no notebook cell names that module before the learner has done the exercise."""
+and no notebook cell names that module before the learner has done the exercise. And every exercise comes with
+its hint in two levels, the idea first, then the recipe."""
 
 import ast
 import importlib.util
@@ -98,3 +99,44 @@ def test_no_notebook_cell_points_at_an_answer_before_its_exercise(source):
                         assert not re.search(re.escape(pattern) + r"\b", text), (
                             f"{source.name}: a cell before exercise {arg} names {pattern!r}, where its answer is")
         seen.append("\n".join(lines))
+
+
+IDEA, RECIPE = "<details><summary>Hint: the idea</summary>", "<details><summary>Hint: the recipe</summary>"
+
+
+def hint_problems(source_text: str) -> list[str]:
+    """What is wrong with the hints of each exercise: the last markdown cell before it must hold a closed
+    "Hint: the idea" block and, after it, a closed "Hint: the recipe" block (exercises that share one
+    explanation share its hints)."""
+    problems, markdown = [], None
+    for kind, arg, lines in parse_source(source_text):
+        if kind == "markdown":
+            markdown = "\n".join(lines)
+        elif kind == "exercise":
+            text = markdown or ""
+            idea, recipe = text.find(IDEA), text.find(RECIPE)
+            if idea < 0 or recipe < 0:
+                problems.append(f"{arg}: no {'idea' if idea < 0 else 'recipe'} hint in the markdown cell before it")
+            elif recipe < idea:
+                problems.append(f"{arg}: the recipe hint comes before the idea hint")
+            elif any(text.find("</details>", start) < 0 for start in (idea, recipe)) or \
+                    text.count("<details>") != text.count("</details>"):
+                problems.append(f"{arg}: a hint block is not closed with </details>")
+    return problems
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")),
+                         ids=lambda p: p.stem)
+def test_every_exercise_has_a_hint_in_two_levels(source):
+    problems = hint_problems(source.read_text())
+    assert not problems, f"{source.name}: " + "; ".join(problems)
+
+
+def test_the_hint_check_finds_a_missing_or_misordered_level():
+    recipe_only = "# %% [markdown]\n# <details><summary>Hint</summary>\n# x\n# </details>\n\n# %% [exercise] 99.f\n"
+    swapped = (f"# %% [markdown]\n# {RECIPE}\n# a\n# </details>\n# {IDEA}\n# b\n# </details>\n\n"
+               "# %% [exercise] 99.f\n")
+    unclosed = f"# %% [markdown]\n# {IDEA}\n# a\n# {RECIPE}\n# b\n# </details>\n\n# %% [exercise] 99.f\n"
+    assert "no idea hint" in hint_problems(recipe_only)[0]
+    assert "before the idea" in hint_problems(swapped)[0]
+    assert "not closed" in hint_problems(unclosed)[0]

@@ -155,3 +155,94 @@ def test_standard_transforms_are_lucents_in_one_resampling(vision, monkeypatch):
     assert fv._transforms("standard", vision, 48)[0](torch.rand(2, 3, 48, 48)).shape == (2, 3, 48, 48)
     assert fv._transforms("standard", inceptionv1(pretrained=False), 128)[0](torch.rand(2, 3, 128, 128)).shape == (
         2, 3, 224, 224)
+
+
+def test_render_follows_the_models_device_not_lucents(vision, monkeypatch):
+    """lucent puts its FFT scale and its transforms' matrices on "cuda:0" whenever CUDA exists; a model on
+    another device (the CPU on a Colab GPU runtime, or a second GPU) must still render. Simulated here by
+    pointing lucent's device at "meta": every tensor lucent made there would make the render fail."""
+    from lucent.optvis import transform
+    from lucent.optvis.param import spatial
+
+    for module in (spatial, transform):
+        monkeypatch.setattr(module, "device", torch.device("meta"))
+    lucent_chain = [transform.jitter(2), transform.random_rotate([-5, 5])]
+    for param in ("fourier", "pixel"):
+        for transforms in ("standard", lucent_chain):
+            imgs = render(vision, "conv4:3", steps=2, size=32, param=param, transforms=transforms, progress=False)
+            assert imgs.device.type == "cpu" and torch.isfinite(imgs).all()
+    assert spatial.device == torch.device("meta") and transform.device == torch.device("meta"), (
+        "render must give lucent its own device back")
+
+
+def test_redirected_relu_nests_and_undoes_only_its_own_swaps(vision):
+    """A learner's loop inside ``with redirected_relu(model):`` may call ``render`` (which swaps the same
+    layers): the inner block must leave the outer one's swaps in place and the outer one undo them all."""
+    from lucent.modelzoo import inceptionv1
+
+    from mi_course.vision.featurevis import redirected_relu
+
+    for model in (vision, inceptionv1(pretrained=False).eval()):
+        def swapped():
+            return sum("forward" in vars(m) for m in model.modules())
+
+        with redirected_relu(model):
+            outer = swapped()
+            with redirected_relu(model):
+                assert swapped() == outer
+            assert swapped() == outer > 0, "the inner block undid the outer block's swaps"
+        assert swapped() == 0, "a nested redirected_relu left swapped layers behind"
+    with redirected_relu(vision):
+        render(vision, "conv4:3", steps=2, size=32, progress=False)
+        assert sum("forward" in vars(m) for m in vision.modules()) > 0
+    assert sum("forward" in vars(m) for m in vision.modules()) == 0
+
+
+def test_both_spellings_of_a_layer_work_everywhere(vision):
+    """The registry names a wrapped torchvision model's layers by module path ("model.features.4"), lucent by
+    the path joined with "_": the engine and both probes take either, and the probes agree."""
+    import torchvision
+
+    from mi_course.models.full import Normalized
+    from mi_course.vision.activations import layer_activations, layer_output
+
+    torch.manual_seed(0)
+    alexnet = Normalized(torchvision.models.alexnet()).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = alexnet.model.features[:5]((x - alexnet.mean) / alexnet.std)
+    for layer in ("model.features.4", "model_features_4"):
+        measured, kept = layer_activations(alexnet, x, layer), layer_output(alexnet, x.requires_grad_(True), layer)
+        assert kept.requires_grad and torch.allclose(measured, kept.detach(), atol=1e-6)
+        assert torch.allclose(measured, reference, atol=1e-5), "the probe must read model.features.4's output"
+        assert render(alexnet, f"{layer}:3", steps=2, size=32, progress=False).shape == (1, 3, 32, 32)
+    for bad in ("model.features.99", "conv9"):
+        with pytest.raises(ValueError, match="no layer"):
+            layer_activations(alexnet, x, bad)
+        with pytest.raises(ValueError, match="no layer"):
+            render(alexnet, f"{bad}:3", steps=2, size=32, progress=False)
+    assert hooks_on(alexnet) == 0
+
+
+def test_shift_kept_is_one_where_a_roll_changes_nothing_and_checks_its_arguments(vision):
+    from mi_course.vision.shift import centre_activation, shift_kept
+
+    images = render(vision, [objectives.neuron("conv4", c) for c in (0, 5)], steps=16, size=32, progress=False)
+    # a roll by the whole image is the identity, a uniform image looks the same after any roll
+    assert torch.allclose(shift_kept(vision, images, "conv4", [0, 5], [0, 32]), torch.ones(2, 2))
+    uniform = torch.full((1, 3, 32, 32), 0.3)
+    assert centre_activation(vision, uniform, "conv4", [113]) > 0  # measured 1.37, the strongest of conv4
+    assert torch.allclose(shift_kept(vision, uniform, "conv4", [113], [1, 5]), torch.ones(2, 1))
+    # a partly shifted image does change: the fraction is not 1 for both images
+    assert not torch.allclose(shift_kept(vision, images, "conv4", [0, 5], [3]), torch.ones(1, 2))
+    for bad, match in (([0], "one channel per image"), ([0, 128], "0..127")):
+        with pytest.raises(ValueError, match=match):
+            shift_kept(vision, images, "conv4", bad, [1])
+    with pytest.raises(ValueError, match="shifts"):
+        shift_kept(vision, images, "conv4", [0, 5], [-1])
+    with pytest.raises(ValueError, match="spatial"):
+        centre_activation(vision, images, "fc", [0, 5])
+    # a neuron the image never excites has no fraction to keep (on black, conv4:0 and 5 are 0 at the centre)
+    dark = torch.zeros(2, 3, 32, 32)
+    assert (centre_activation(vision, dark, "conv4", [0, 5]) == 0).all()
+    assert torch.isnan(shift_kept(vision, dark, "conv4", [0, 5], [1])).all()

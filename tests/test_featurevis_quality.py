@@ -14,7 +14,8 @@ from lucent.optvis import objectives
 import mi_course
 from mi_course.organisms.images import generate
 from mi_course.vision.featurevis import render
-from mi_course.vision.tuning import channel_responses, layer_activations
+from mi_course.vision.shift import shift_kept
+from mi_course.vision.tuning import channel_responses
 
 LAYER = "conv4"
 # the data set the model never saw: training streams use seeds (0, step), the card's measurements
@@ -120,21 +121,6 @@ def test_each_planted_render_is_its_own_detectors(vision, planted, channel_rende
                               f"other, by detector): {dict(zip(planted, cols.tolist()))}")
 
 
-def centre(model, images, channels) -> torch.Tensor:
-    """Image i's activation at the centre neuron of channel ``channels[i]`` (lucent's ``objectives.neuron``)."""
-    acts = layer_activations(model, images, LAYER)[torch.arange(len(channels)), torch.tensor(channels)]
-    return acts[:, acts.shape[-2] // 2, acts.shape[-1] // 2]
-
-
-def kept(model, images, channels, shift: int) -> torch.Tensor:
-    """The fraction of each image's centre-neuron activation left when the image is rolled by ``shift`` pixels
-    (the same neuron read; the mean over right, left, down and up). A channel's maximum over space would not
-    see a shift at all."""
-    base = centre(model, images, channels)
-    rolled = [centre(model, torch.roll(images, s, dims=d), channels) for s in (shift, -shift) for d in (2, 3)]
-    return torch.stack(rolled).mean(0) / base
-
-
 def high_frequency(images) -> torch.Tensor:
     """The share of each image's (mean-removed) spectral power above 0.25 cycles per pixel, over colours."""
     x = images - images.mean(dim=(-2, -1), keepdim=True)
@@ -145,37 +131,56 @@ def high_frequency(images) -> torch.Tensor:
 
 
 def test_naive_pixel_ascent_is_brittle_under_a_shift(vision, planted, pixel_renders, neuron_renders, detectors):
-    """The lesson's claim: naive ascent (pixels, no transformations) finds a pattern that loses more than half
-    of its activation when moved by a few pixels; the Fourier render with transformations keeps most of it.
+    """The lesson's claim (01, "...and brittle"): naive ascent (pixels, no transformations) finds a pattern
+    that loses more than half of its activation when moved by a pixel or a few, and partly recovers only
+    where a shift lines it up with the network's 2x2 pooling grids again (a zig-zag, highest at 4 px); the
+    Fourier render with transformations falls smoothly and keeps most of it up to 4 px.
 
-    Measured as here (conv4's centre neurons, the 8 planted detectors, the fixtures' renders) for seeds 0-4,
-    the fraction kept: each seed's median over the 8 (the range over all 40 renders):
+    Measured as here (``shift_kept``: conv4's centre neurons, the 8 planted detectors, the fixtures' renders),
+    the fraction kept, each seed's median over the 8 (the range over all renders), seeds 0-4 for 1-4 px and
+    0-2 for 5-8 px:
 
         shift   pixel, no transforms    Fourier, standard transforms
         1 px    0.36-0.42 (0.24-0.56)   0.93-1.01 (0.84-1.11)
         2 px    0.48-0.52 (0.31-0.62)   0.82-0.91 (0.67-1.08)
         3 px    0.22-0.30 (0.13-0.41)   0.73-0.81 (0.55-0.95)
         4 px    0.56-0.60 (0.49-0.68)   0.66-0.69 (0.51-0.82)
+        5 px    0.19-0.22 (0.12-0.32)   0.54-0.60 (0.46-0.70)
+        6 px    0.21-0.22 (0.15-0.37)   0.41-0.45 (0.34-0.60)
+        7 px    0.09-0.10 (0.03-0.21)   0.31-0.32 (0.22-0.47)
+        8 px    0.18-0.19 (0.08-0.29)   0.20-0.21 (0.12-0.33)
 
-    At 4 pixels, the shift issue 10 names, the claim does NOT hold for the naive render: 4 px is a whole
-    period of conv1's and conv2's 2x2 max pools, so the pixel pattern partly survives (39 of 40 renders keep
-    more than half). The test uses 3 px, a shift no pooling stage is aligned with (all 40 naive renders keep
-    less than half, all 40 Fourier ones more); the Fourier half of the claim holds at 4 px too and is checked
-    there as well.
+    The notebook's own setting (its 4 stretch detectors, 128 steps, seeds 0-4) gives the same profile.
+
+    Issue 10 words the naive half at 4 pixels, and there it does NOT hold on `vision`: 4 px is a whole step
+    of conv3's grid (conv1's and conv2's pools), and 39 of 40 naive renders keep more than half, about as
+    much as the Fourier ones. So the test checks the profile: below half at every shift from 1 to 8 px but
+    2 and 4 (3 px: all 40 renders), the zig-zag at 4 px for every render, and the Fourier render above half to
+    4 px and falling at every step.
     """
     fourier = neuron_renders[: len(planted)]
     assert detectors[: len(planted)] == planted
-    naive = kept(vision, pixel_renders, planted, SHIFT)
-    robust = kept(vision, fourier, planted, SHIFT)
-    robust_4 = kept(vision, fourier, planted, 4)
+    shifts = list(range(1, 9))
+    naive, robust = (shift_kept(vision, r, LAYER, planted, shifts) for r in (pixel_renders, fourier))
     fmt = lambda t: [round(v, 2) for v in t.tolist()]  # noqa: E731
-    assert naive.median() < 0.5 and (naive < 0.5).sum() >= 6, (
-        f"naive pixel ascent kept {fmt(naive)} of its centre-neuron activation under a {SHIFT}-pixel shift: "
-        "expected less than half (median, and at least 6 of 8)")
-    for shift, k in ((SHIFT, robust), (4, robust_4)):
+    for s in (1, 3, 5, 6, 7, 8):
+        k = naive[s - 1]
+        assert k.median() < 0.5, (f"naive pixel ascent kept {fmt(k)} of its centre-neuron activation under a "
+                                  f"{s}-pixel shift: expected less than half (median)")
+    assert (naive[SHIFT - 1] < 0.5).sum() >= 6, (
+        f"naive pixel ascent kept {fmt(naive[SHIFT - 1])} under a {SHIFT}-pixel shift: expected less than half "
+        "for at least 6 of 8")
+    assert (naive[3] > naive[[2, 4]].amax(0)).all(), (
+        f"naive renders should keep more at 4 px (a whole step of conv3's grid) than at 3 or 5 px, every one: "
+        f"3 px {fmt(naive[2])}, 4 px {fmt(naive[3])}, 5 px {fmt(naive[4])}")
+    for s in range(1, 5):
+        k = robust[s - 1]
         assert k.median() > 0.5 and (k > 0.5).sum() >= 6, (
-            f"the Fourier render with transformations kept only {fmt(k)} under a {shift}-pixel shift: expected "
+            f"the Fourier render with transformations kept only {fmt(k)} under a {s}-pixel shift: expected "
             "more than half (median, and at least 6 of 8)")
+    medians = robust.median(1).values
+    assert (medians[1:] < medians[:-1]).all(), (
+        f"the Fourier render's median kept should fall at every step from 1 to 8 px, got {fmt(medians)}")
 
 
 def test_naive_pixel_ascent_is_high_frequency_noise(planted, pixel_renders, neuron_renders):

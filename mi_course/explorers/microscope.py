@@ -167,9 +167,7 @@ class Microscope(Explorer):
         key = (name, layer, channel, settings["steps"], settings["size"])
         hit = key in RENDER_CACHE
         if not hit:
-            # lucent names a nested module by its path joined with "_" (a wrapped torchvision model's "model.layer2")
-            objective = f"{layer.replace('.', '_')}:{channel}"
-            RENDER_CACHE[key] = render(self.get_model(name), objective, steps=settings["steps"],
+            RENDER_CACHE[key] = render(self.get_model(name), f"{layer}:{channel}", steps=settings["steps"],
                                        size=settings["size"], progress=False)[0]
             self.render_misses += 1
         else:

@@ -22,17 +22,11 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import FactoredMatrix
 
+from mi_course.language.ablation import check_head as _check_head
 from mi_course.language.factored import circuit_rows, composition_baseline  # noqa: F401 (re-exported)
 from mi_course.language.factored import frobenius_of_product as _frobenius
 
 KINDS = ("Q", "K", "V")
-
-
-def _check_head(model, layer: int, head: int) -> None:
-    if not 0 <= layer < model.cfg.n_layers:
-        raise ValueError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
-    if not 0 <= head < model.cfg.n_heads:
-        raise ValueError(f"head must be in 0..{model.cfg.n_heads - 1}, got {head}")
 
 
 def _token_ids(model, tokens) -> torch.Tensor | None:

@@ -20,12 +20,15 @@ def answer_token(model, word: str) -> int:
 
 
 def ioi_logit_diffs(model, prompts) -> Float[torch.Tensor, "n"]:
-    """logit(indirect object) - logit(subject) at the last position, for each (prompt, io, s)."""
+    """logit(indirect object) - logit(subject) at the last position (:func:`~mi_course.language.patching.
+    logit_diff`), for each (prompt, io, s); one prompt at a time, as prompts differ in length."""
+    from mi_course.language.patching import logit_diff
+
     diffs = []
     with torch.no_grad():
         for prompt, io, s in prompts:
-            logits = model(model.to_tokens(prompt))[0, -1]
-            diffs.append(logits[answer_token(model, io)] - logits[answer_token(model, s)])
+            answers = [torch.tensor([answer_token(model, name)]) for name in (io, s)]
+            diffs.append(logit_diff(model(model.to_tokens(prompt)), *answers)[0])
     return torch.stack(diffs)
 
 

@@ -1,4 +1,4 @@
-"""Reading a vision model's layers without gradients: the probe behind every measurement of Part I.
+"""Reading a vision model's layers: the probes behind every measurement of Part I and behind the engine.
 
     acts = layer_activations(model, images, "conv4")      # (B, C, h, w) on the CPU
     resp = channel_responses(model, images, "conv4")      # (B, C): each channel's maximum over positions
@@ -10,18 +10,72 @@ hand-written probe must too), which :func:`input_scaling` applies. The forward p
 read: nothing after it can change its output, and lucent's InceptionV1, whose head needs 224-pixel inputs,
 can then be probed at any size its early layers take (64 px and up for ``mixed3b``).
 
-A *layer* is a module name as in ``model.get_submodule(name)`` (``"conv4"``, ``"mixed3b"``).
+A *layer* is a module name, either as in ``model.get_submodule(name)`` (``"conv4"``, ``"mixed3b"``, a
+wrapped torchvision model's ``"model.features.4"``) or lucent's spelling of it, the path joined by ``"_"``
+(``"model_features_4"``): :func:`lucent_name` turns one into the other.
+
+The one mechanism every probe and the feature-visualization engine use: :class:`LayerCapture` keeps the
+outputs of some layers and stops the forward pass after the deepest, :func:`run_capture` runs it.
+:func:`layer_output` keeps the graph (for gradients: DeepDream, a render of one's own);
+:func:`layer_activations` measures, without gradients, in batches.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+from jaxtyping import Float
 
 
 class _Stop(Exception):
-    """Raised by the hook on the layer read: the rest of the forward pass is skipped."""
+    """Raised by the hook on the deepest layer read: the rest of the forward pass is skipped."""
+
+
+def module_names(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """Every submodule under lucent's names ("mixed3b", "mixed3b_conv_3x3", "conv4"): the path joined by "_"."""
+    return {name.replace(".", "_"): module for name, module in model.named_modules() if name}
+
+
+def lucent_name(model: torch.nn.Module, layer: str) -> str:
+    """``layer`` (a module path, ``"model.features.4"``, or lucent's ``"model_features_4"``) as lucent names
+    it, the key of :func:`module_names`; a ValueError that lists the names if the model has no such layer."""
+    names = module_names(model)
+    key = layer.replace(".", "_") if isinstance(layer, str) else None
+    if key not in names:
+        raise ValueError(f"the model has no layer {layer!r}; layers: {', '.join(list(names)[:30])}")
+    return key
+
+
+class LayerCapture:
+    """Forward hooks on ``layers`` (lucent names, keys of ``modules``): each call keeps their outputs in
+    ``features`` and stops the forward pass after ``last`` (``None``: runs to the end). Remove the hooks with
+    :meth:`remove`, in a ``finally``."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], layers: Sequence[str], last: str | None):
+        self.features: dict[str, torch.Tensor] = {}
+        self.handles = []
+        for name in layers:
+            def hook(module, inputs, output, name=name):
+                self.features[name] = output
+                if name == last:
+                    raise _Stop
+            self.handles.append(modules[name].register_forward_hook(hook))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+
+def run_capture(model: torch.nn.Module, x: torch.Tensor, capture: LayerCapture) -> None:
+    """``model(x)`` (already scaled for the model), up to the capture's last layer; the outputs in
+    ``capture.features``."""
+    capture.features.clear()
+    try:
+        model(x)
+    except _Stop:
+        pass
 
 
 def input_scaling(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -58,8 +112,7 @@ def get_module(model: torch.nn.Module, layer: str) -> torch.nn.Module:
     try:
         return model.get_submodule(layer)
     except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"model has no layer {layer!r}; layers: {', '.join(names[:30])}") from None
+        return module_names(model)[lucent_name(model, layer)]
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -70,36 +123,33 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def layer_output(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 height width"],
+                 layer: str) -> torch.Tensor:
+    """``layer``'s output for ``images`` (RGB in [0, 1], on the model's device), the graph kept: the forward
+    pass stops at the layer (nothing after it is needed), and its hook is removed also when it raises."""
+    key = lucent_name(model, layer)
+    capture = LayerCapture(module_names(model), [key], last=key)
+    try:
+        run_capture(model, input_scaling(model)(images), capture)
+    finally:
+        capture.remove()
+    if key not in capture.features:
+        raise ValueError(f"the forward pass never reached layer {layer!r}")
+    return capture.features[key]
+
+
 @torch.no_grad()
 def layer_activations(model: torch.nn.Module, images: torch.Tensor, layer: str,
                       batch_size: int = 256) -> torch.Tensor:
     """The output of ``model``'s module named ``layer`` for ``images`` (B, 3, H, W) (a single (3, H, W)
     image is treated as a batch of one): (B, C, h, w) for a conv layer, (B, C) for a linear one. Runs in
     batches of ``batch_size`` under ``torch.no_grad()`` on the model's device, with the model's input scaling
-    (:func:`input_scaling`), stopping at the layer; returns a float CPU tensor. No hook is left behind."""
+    (:func:`input_scaling`), stopping at the layer (:func:`layer_output`); returns a float CPU tensor."""
     images = check_images(images)
-    module = get_module(model, layer)
-    device, scale = model_device(model), input_scaling(model)
-    captured, outs = [], []
-
-    def hook(mod, inputs, output):
-        captured.append(output.detach())
-        raise _Stop
-
-    handle = module.register_forward_hook(hook)
-    try:
-        for start in range(0, len(images), batch_size):
-            captured.clear()
-            try:
-                model(scale(images[start:start + batch_size].to(device)))
-            except _Stop:
-                pass
-            if not captured:
-                raise ValueError(f"the forward pass never reached layer {layer!r}")
-            outs.append(captured[0].float().cpu())
-    finally:
-        handle.remove()
-    return torch.cat(outs)
+    lucent_name(model, layer)  # a bad name fails before any batch runs
+    device = model_device(model)
+    return torch.cat([layer_output(model, images[start:start + batch_size].to(device), layer).float().cpu()
+                      for start in range(0, len(images), batch_size)])
 
 
 def channel_responses(model, images, layer, batch_size: int = 256) -> torch.Tensor:

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
+from mi_course.vision.activations import lucent_name
 from mi_course.vision.featurevis import frozen, is_lite, redirected_relu
 from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_activations,  # noqa: F401
-                                     layer_name, layer_norm, sample_photo)
+                                     layer_norm, sample_photo)
 
 Image = Float[torch.Tensor, "3 height width"]
 MIN_OCTAVE_SIZE = 8  # pixels on a side: below this a network has nothing left to see
@@ -61,26 +62,19 @@ def _number_above(name: str, value, minimum: float) -> None:
         raise ValueError(f"{name} must be a number > {minimum}, got {value!r}")
 
 
-_dreaming: set[int] = set()  # ids of the models inside a dreaming() block
-
-
 @contextmanager
 def dreaming(model: torch.nn.Module):
     """For the length of a dream: eval mode, no parameter gradients, lucent InceptionV1's ReLUs and local
     response norms as featurevis's faster equivalents (same values and gradients). The lite CNNs keep their
-    own ReLUs: a photo gives them gradient enough, and their dream follows the true gradient. Reentrant: a
-    :func:`dream_step` called inside :func:`deep_dream` (a learner's, passed as ``step``) finds it set up."""
-    if id(model) in _dreaming:
-        yield
-        return
+    own ReLUs: a photo gives them gradient enough, and their dream follows the true gradient. Nests: a
+    :func:`dream_step` called inside :func:`deep_dream` (a learner's, passed as ``step``) restores only what
+    it changed, and the outer dream the rest."""
     training = model.training
     model.eval()
-    _dreaming.add(id(model))
     try:
         with frozen(model), (nullcontext() if is_lite(model) else redirected_relu(model)):
             yield
     finally:
-        _dreaming.discard(id(model))
         model.train(training)
 
 
@@ -98,7 +92,7 @@ def dream_step(model: torch.nn.Module, image: Image, layer: str, lr: float = 0.0
     clamped to [0, 1], as a new tensor (``image`` is not changed)."""
     check_image(image)
     _number_above("lr", lr, 0)
-    layer_name(model, layer)
+    lucent_name(model, layer)
     with dreaming(model):
         return _step(model, image, layer, lr)
 
@@ -149,7 +143,7 @@ def deep_dream(model: torch.nn.Module, image: Image, layer: str, *, steps: int =
         ValueError: for a bad image, layer, ``steps``, ``lr``, ``octaves``, ``octave_scale`` or ``shift``.
     """
     check_image(image)
-    layer_name(model, layer)
+    lucent_name(model, layer)
     _int_at_least("steps", steps, 1)
     _number_above("lr", lr, 0)
     _int_at_least("shift", shift, 0)

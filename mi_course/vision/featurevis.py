@@ -33,16 +33,9 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
+from mi_course.vision.activations import LayerCapture, lucent_name, module_names, run_capture  # noqa: F401
+
 PARAMS = ("fourier", "pixel")
-
-
-class _Stop(Exception):
-    """Raised by the hook on the deepest layer an objective reads: the rest of the forward pass is skipped."""
-
-
-def module_names(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Every submodule under lucent's names ("mixed3b", "mixed3b_conv_3x3", "conv4"): the path joined by "_"."""
-    return {name.replace(".", "_"): module for name, module in model.named_modules() if name}
 
 
 def as_objective(objective):
@@ -57,6 +50,16 @@ def as_objective(objective):
     if isinstance(objective, objectives.Objective):
         return objective
     raise ValueError(f"an objective is a 'layer:channel' string or a lucent Objective, got {type(objective).__name__}")
+
+
+def _spelt_for_lucent(model: torch.nn.Module, objective):
+    """A ``"layer:channel"`` string with the layer as lucent names it (``"model.features.4:3"`` becomes
+    ``"model_features_4:3"``: lucent's objectives read layers by those names); anything else as it is."""
+    if not isinstance(objective, str):
+        return objective
+    as_objective(objective)  # its form checked first: "layer:channel"
+    layer, _, channel = objective.rpartition(":")
+    return f"{lucent_name(model, layer)}:{channel}"
 
 
 def input_transform(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -153,16 +156,15 @@ def _transforms(spec, model, size: int) -> list:
     return chain
 
 
-def _image(size: int, n: int, param: str, device) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
+def _image(size: int, n: int, param: str) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
     """lucent's ``param.image``: its FFT spectrum (or pixels) drawn the same way, then the decorrelated
     colour (``"fourier"`` only) and the sigmoid; the colour mixing as a 1x1 convolution (the same numbers as
-    lucent's permute-and-matmul, a sixth of the time)."""
+    lucent's permute-and-matmul, a sixth of the time). On lucent's device: inside ``render``, the model's
+    (:func:`_lucent_on`)."""
     from lucent.optvis.param.color import color_correlation_normalized
     from lucent.optvis.param.spatial import fft_image, pixel_image
 
     params, spatial = (fft_image if param == "fourier" else pixel_image)([n, 3, size, size])
-    for p in params:
-        p.data = p.data.to(device)
     if param != "fourier":
         return params, lambda: torch.sigmoid(spatial())
     mix = torch.tensor(color_correlation_normalized).view(3, 3, 1, 1)
@@ -184,6 +186,24 @@ def _seeded(seed: int):
             yield
         finally:
             np.random.set_state(state)
+
+
+@contextmanager
+def _lucent_on(device: torch.device):
+    """lucent makes its tensors (the FFT image's spectrum and scale, its transforms' shifts and rotation
+    matrices) on a module-level ``device``, "cuda:0" whenever CUDA exists, whatever device the model is on:
+    for the length of a render that device is the model's, then lucent's own again."""
+    from lucent.optvis import transform
+    from lucent.optvis.param import spatial
+
+    saved = [(module, module.device) for module in (spatial, transform)]
+    for module, _ in saved:
+        module.device = device
+    try:
+        yield
+    finally:
+        for module, old in saved:
+            module.device = old
 
 
 @contextmanager
@@ -298,17 +318,21 @@ def _fast_layers(model: torch.nn.Module):
     """For the length of a render, lucent InceptionV1's redirected ReLUs and local response norms run as the
     equivalents above, and the lite CNNs' ReLUs redirect their gradient the same way: the ReLU modules get an
     instance ``forward``, and the module that defines the model
-    (it calls ``F.local_response_norm``) sees a ``F`` with the faster one. Both are undone after."""
+    (it calls ``F.local_response_norm``) sees a ``F`` with the faster one. Both are undone after. Reentrant:
+    a module already swapped (by an enclosing block) is left to the block that swapped it."""
     import sys
 
     from mi_course.models.lite_vision import ConvReLU
 
-    swapped = [m for m in model.modules() if type(m).__name__ == "RedirectedReluLayer"]
+    def unswapped(kind):
+        return [m for m in model.modules() if kind(m) and "forward" not in vars(m)]
+
+    swapped = unswapped(lambda m: type(m).__name__ == "RedirectedReluLayer")
     for module in swapped:
         module.forward = _RedirectedReLU.apply
     # the lite CNNs get the same redirected gradient: a channel that is silent on the starting image would
     # otherwise get no gradient at all (the reason lucid and lucent redirect InceptionV1's ReLUs)
-    lite = [m for m in model.modules() if isinstance(m, ConvReLU) and m.bn is None]
+    lite = unswapped(lambda m: isinstance(m, ConvReLU) and m.bn is None)
     for module in lite:
         if _phases_apply(module):  # the first convolution, on the image: a faster input gradient
             module.forward = _few_inputs_forward(module, _phase_weight(module.weight))
@@ -316,7 +340,7 @@ def _fast_layers(model: torch.nn.Module):
             module.forward = lambda x, m=module: _RedirectedReLU.apply(torch.nn.Conv2d.forward(m, x))
     swapped += lite
     # and so do their ReLU modules (the one after a residual block's addition, role vision-c)
-    relus = [m for m in model.modules() if type(m) is torch.nn.ReLU] if _is_lite(model) else []
+    relus = unswapped(lambda m: type(m) is torch.nn.ReLU) if _is_lite(model) else []
     for module in relus:
         module.forward = _RedirectedReLU.apply
     swapped += relus
@@ -351,38 +375,15 @@ def _channels_last(model: torch.nn.Module):
         model.to(memory_format=torch.contiguous_format)
 
 
-class _Capture:
-    """Forward hooks on the layers an objective reads: stores their outputs and stops after the deepest."""
-
-    def __init__(self, modules: dict[str, torch.nn.Module], layers: Sequence[str], last: str | None):
-        self.features: dict[str, torch.Tensor] = {}
-        self.handles = []
-        for name in layers:
-            def hook(module, inputs, output, name=name):
-                self.features[name] = output
-                if name == last:
-                    raise _Stop
-            self.handles.append(modules[name].register_forward_hook(hook))
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-
-
-def _run(model, x, capture: _Capture):
-    capture.features.clear()
-    try:
-        model(x.contiguous(memory_format=torch.channels_last))
-    except _Stop:
-        pass
+def _run(model, x, capture: LayerCapture):
+    run_capture(model, x.contiguous(memory_format=torch.channels_last), capture)
 
 
 def _layers_read(model, modules, objective, x) -> tuple[list[str], str | None]:
     """Which layers ``objective`` reads, and the one the forward pass reaches last: found with one pass that
     records every module's output and the order in which they ran."""
     order: list[str] = []
-    capture = _Capture(modules, list(modules), last=None)
+    capture = LayerCapture(modules, list(modules), last=None)
     extra = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n)) for n, m in modules.items()]
     read: list[str] = []
     try:
@@ -425,6 +426,10 @@ def render(model: torch.nn.Module, objectives, *, steps: int = 256, size: int = 
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     several = isinstance(objectives, (list, tuple))
+    if several:
+        objectives = [_spelt_for_lucent(model, o) for o in objectives]
+    else:
+        objectives = _spelt_for_lucent(model, objectives)
     objs = [as_objective(o) for o in (objectives if several else [objectives])]
     if not objs:
         raise ValueError("objectives is empty: give at least one objective")
@@ -463,10 +468,10 @@ def render(model: torch.nn.Module, objectives, *, steps: int = 256, size: int = 
     transform_f = lucent_transform.compose(chain)
     device = next(model.parameters()).device
     try:
-        with _seeded(seed), _frozen(model), _fast_layers(model), _channels_last(model):
-            params, image_f = _image(size, n, param, device)
+        with _seeded(seed), _lucent_on(device), _frozen(model), _fast_layers(model), _channels_last(model):
+            params, image_f = _image(size, n, param)
             layers, last = _layers_read(model, modules, total, scale_input(transform_f(image_f())))
-            capture = _Capture(modules, layers, last)
+            capture = LayerCapture(modules, layers, last)
             hook = capture.features.__getitem__
             optimizer = torch.optim.Adam(params, lr=lr)
             try:
@@ -491,6 +496,3 @@ def _is_lite(model) -> bool:
 
 
 is_lite = _is_lite
-LayerCapture, run_capture = _Capture, _run
-"""``LayerCapture(module_names(model), layers, last)`` keeps the outputs of ``layers`` and stops the forward
-pass after ``last``; ``run_capture(model, x, capture)`` runs it (remove the hooks with ``capture.remove()``)."""

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
-from mi_course.vision.activations import model_device
-from mi_course.vision.featurevis import LayerCapture, input_transform, is_lite, module_names, run_capture
+from mi_course.vision.activations import layer_output, model_device
+from mi_course.vision.featurevis import input_transform, is_lite
 
 # scikit-image's colour photos (skimage.data ships these files, so no download is needed); camera and
 # coins are greyscale and come back with three equal channels
@@ -90,28 +90,11 @@ def sample_photo(name: str | Path = "chelsea", size: int | tuple[int, int] | Non
 
 # ------------------------------------------------------------------ probes
 
-def layer_name(model: torch.nn.Module, layer: str) -> str:
-    """``layer`` as a key of :func:`module_names` (lucent-style, ``_`` for ``.``); ValueError if there is none."""
-    names = module_names(model)
-    key = layer.replace(".", "_") if isinstance(layer, str) else None
-    if key not in names:
-        raise ValueError(f"the model has no layer {layer!r}; layers: {', '.join(list(names)[:16])} ...")
-    return key
-
-
-def layer_activations(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 height width"],
-                      layer: str) -> torch.Tensor:
-    """``layer``'s output for ``images`` (RGB in [0, 1], on the model's device), the graph kept: the forward
-    pass stops at the layer (nothing after it is needed), and its hook is removed also when it raises."""
-    key = layer_name(model, layer)
-    capture = LayerCapture(module_names(model), [key], last=key)
-    try:
-        run_capture(model, input_transform(model)(images), capture)
-    finally:
-        capture.remove()
-    if key not in capture.features:
-        raise ValueError(f"layer {layer!r} did not run in the model's forward pass")
-    return capture.features[key]
+layer_activations = layer_output
+"""``layer_activations(model, images, layer)``: ``layer``'s output for ``images`` (RGB in [0, 1], on the model's
+device) with the graph kept, the forward pass stopped at the layer (:func:`mi_course.vision.activations.
+layer_output`). For measurements without gradients, in batches, on the CPU: ``mi_course.vision.activations.
+layer_activations``."""
 
 
 def activation_norm(acts: torch.Tensor) -> torch.Tensor:

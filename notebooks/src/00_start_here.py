@@ -55,7 +55,14 @@ for row in available_models():
 # Write `cosine_similarity_matrix(vectors)`, which returns every pairwise cosine for the rows of an
 # `[n, d]` tensor.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Cosine similarity is the dot product of two vectors once both have length 1. Scale every row to unit
+# length first; then the table of all pairwise cosines is just the table of all pairwise dot products of
+# those rows. A zero row has no direction, so decide what it gives before you divide by its length.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Divide each row by its norm (`vectors.norm(dim=-1, keepdim=True)`), then one matrix product gives all
 # the dot products of unit vectors. Clamp the norm away from zero so that a zero row gives 0, not NaN.

@@ -519,6 +519,22 @@ print("pairs that share parts:", sorted(tuple(sorted(p)) for p in SHARED_PARTS))
 # the two class names. The test draws its own images and checks the unit's responses: to each of your classes at
 # least twice its mean response over the other eight classes, and at least half its strongest class. Any method
 # that finds one works; your report is a good start, but check your pair on images of your own.
+#
+# <details><summary>Hint: the idea</summary>
+#
+# Each unit's mean response per class is a small table, and the test's conditions are inequalities on one row
+# of it. Search every unit and every pair of classes that share no part for the row that meets them with the
+# most room to spare, rather than the first that scrapes through: the test draws images you never saw.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Draw a thousand or more images with `generate(..., fish_cases="species")` and a seed of your own, take
+# `channel_responses(model, images, layer)` and the report's `class_means` (`[units, classes]`). For each unit
+# and each pair `(a, b)` not in `SHARED_PARTS`, the margin is the smallest of: each class's mean over twice the
+# mean of the other eight, and each class's mean over half the unit's largest class mean. Keep the best; return
+# `(int(unit), class_a, class_b)`.
+# </details>
 
 # %% [exercise] 04.polysemantic_unit
 

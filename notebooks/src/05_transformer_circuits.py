@@ -109,12 +109,20 @@ except mi_course.ModelUnavailable as err:
 # TransformerLens *folds* the LayerNorm's `w` and `b` into `W_U` and `b_U` when it loads a pretrained model,
 # leaving `LNPre` (centre and scale only); `model.ln_final` does the right thing in every case.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# The direct path is what the logits would be if the residual stream held only the current token's embedding.
+# So send each embedding row, on its own, through whatever the model applies just before the unembedding (the
+# final norm, where there is one), and then through the unembedding and its bias.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Take `E = model.W_E` (or `model.W_E[tokens]`). If `model.cfg.normalization_type` is not `None`,
 # replace it by `model.ln_final(E[None])[0]`: the norm expects `[batch, pos, d_model]`, so the rows
 # become positions of one batch, and each row is normalised with its own statistics. Then return
-# `E @ model.W_U + model.b_U` under `torch.no_grad()`.
+# `E @ model.W_U + model.b_U` under `torch.no_grad()`. First raise `ValueError` when `tokens` is empty or holds
+# an id outside `0 .. d_vocab - 1`.
 # </details>
 
 # %% [exercise] 05.bigram_logits
@@ -195,14 +203,22 @@ if lite:
 #
 # Models with MLPs (GPT-2, the lite language model) get one term per MLP layer as well.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# List everything that was written into the final stream, each as its own `[batch, pos, d_model]` term read
+# from the cache, and send every term separately through the final norm and `W_U`. Holding this input's
+# cached scale fixed makes the norm linear, so the terms still add up; the constant biases make one last term.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Collect residual-stream terms `[batch, pos, d_model]` in a list with their labels:
 # `cache["hook_embed"]`, `cache["hook_pos_embed"]` if the positions are standard, then per layer the
 # heads (`torch.einsum("bphd,hdm->hbpm", cache[f"blocks.{l}.attn.hook_z"], model.W_O[l])` gives all of
 # them at once), `model.b_O[l].expand(...)` and, without `cfg.attn_only`, `cache[f"blocks.{l}.hook_mlp_out"]`.
-# Stack them, apply the norm from the docstring (`x - x.mean(-1, keepdim=True)`, then
-# `/ cache["ln_final.hook_scale"]`, then `* model.ln_final.w` if it exists), multiply by `W_U`, and append
+# Stack them and, if `cfg.normalization_type` is not `None`, apply the norm from the docstring: subtract
+# `x.mean(-1, keepdim=True)` for "LN" and "LNPre" only (RMS norms do not centre), divide by
+# `cache["ln_final.hook_scale"]`, then `* model.ln_final.w` if it exists. Multiply by `W_U`, and append
 # the bias term (`b_U`, plus `model.ln_final.b @ W_U` if it exists) expanded to `[1, batch, pos, d_vocab]`.
 # </details>
 
@@ -295,7 +311,14 @@ if lm is not None:
 # `FactoredMatrix(left, right)` stores the product `left @ right` without computing it; `.AB` multiplies it
 # out, and `mi_course.language.factored.circuit_rows(m, ids)` multiplies out just some rows.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Both circuits restate a head's weights in tokens. OV asks "if the head attends to token A, which logits go
+# up?", so it needs the embedding in front and the unembedding behind; QK asks "how much does a query at B like
+# a key at A?", so it has the embedding on both sides. Keep each as two thin factors meeting in `d_head`.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `model.W_V[layer, head]` is `[d_model, d_head]` and `model.W_O[layer, head]` is `[d_head, d_model]`.
 # Build the two factors so that the middle dimension is `d_head`: `FactoredMatrix(model.W_E @ W_V, W_O @ model.W_U)`.
@@ -367,15 +390,25 @@ plt.show()
 # positive. A vocabulary of $n$ tokens has $n^3$ triples (four billion for the lite model), so we never
 # form them all: the top $k$ triples use, for each $A$, only its $k$ best $B$ and its $k$ best $C$.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
+# A rule "A ... B → C" is strong when a query at B favours the key A and moving A favours C, so a triple scores
+# the product of the two centred circuit entries. For a fixed A the best triples can only use A's few best B's
+# and few best C's: rank that small candidate set for every A instead of all $n^3$ triples.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# 0. Check `layer`, `head` and `k >= 1` first and raise `ValueError` otherwise.
 # 1. `E = model.W_E[tokens]` (or all of `W_E`), `U = model.W_U[:, tokens]`. Full circuits:
 #    `qk = (E @ W_Q) @ (E @ W_K).T` (`[B, A]`) and `ov = E @ W_V @ W_O @ U` (`[A, C]`), both `[n, n]`.
 # 2. Centre: `qk - qk.mean(1, keepdim=True)`, the same for `ov`; then `.clamp(min=0)` so that only
 #    positive factors can score.
-# 3. `qk.topk(k, dim=0)` gives for every A (column) its k best B; `ov.topk(k, dim=1)` its k best C.
-# 4. The products `[A, k, k]` (broadcast the two) hold every candidate; `flatten().topk(k)` and integer
-#    division turn flat indices back into (A, B-rank, C-rank), then into token ids. Drop scores of 0.
+# 3. With `kk = min(k, n)` (`k` may exceed the number of tokens), `qk.topk(kk, dim=0)` gives for every A
+#    (column) its kk best B; `ov.topk(kk, dim=1)` its kk best C.
+# 4. The products `[A, kk, kk]` (broadcast the two) hold every candidate; `flatten().topk(min(k, numel))` and
+#    integer division turn flat indices back into (A, B-rank, C-rank), then into token ids (positions in
+#    `tokens`, when it is given, go back through `tokens[...]`). Drop scores of 0.
 # </details>
 
 # %% [exercise] 05.top_skip_trigrams
@@ -454,13 +487,21 @@ plt.show()
 # the value, the output is $y W_{OV}^0 W_{OV}^1$. Random matrices of these shapes give about
 # $1/\sqrt{d_\text{model}}$, the baseline to beat.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Each score asks how much of what a layer-0 head writes lands in the subspace that a layer-1 head reads on one
+# side: chain the layer-0 head's OV matrix into the layer-1 head's QK or OV matrix on that side, and compare the
+# size of the product with the sizes of the two matrices. Which side of $W_{QK}$ it enters is what tells Q from K.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Loop over `h0` and `h1` (or broadcast). `ov0 = model.W_V[0, h0] @ model.W_O[0, h0]`,
 # `qk1 = model.W_Q[1, h1] @ model.W_K[1, h1].T`, `ov1 = model.W_V[1, h1] @ model.W_O[1, h1]`, all
 # `[d_model, d_model]`; `torch.linalg.matrix_norm` is the Frobenius norm. Check `kind.upper()` against
-# `"Q"`, `"K"`, `"V"` and the number of layers first. (For big models you can avoid the `d_model x d_model`
-# products altogether: for factors $X$, $Y$, $\lVert XY \rVert_F^2 = \sum (X^\top X) \odot (Y Y^\top)$.)
+# `"Q"`, `"K"`, `"V"` and the number of layers first, raising `ValueError` (lower case is allowed). (For big
+# models you can avoid the `d_model x d_model` products altogether: for factors $X$, $Y$,
+# $\lVert XY \rVert_F^2 = \sum (X^\top X) \odot (Y Y^\top)$.)
 # </details>
 
 # %% [exercise] 05.composition_scores
@@ -508,10 +549,18 @@ print(f"previous-token head 0.{p} -> induction head 1.{i}: "
 # a **virtual head** whose attention pattern is the product of the two patterns (attend to where $h_0$
 # attended from the positions $h_1$ attends to) and whose OV circuit is $W_E W_{OV}^{h_0} W_{OV}^{h_1} W_U$.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
-# Check `model.cfg.n_layers >= 2` and both head indices, then
-# `FactoredMatrix(model.W_E @ model.W_V[0, head0], model.W_O[0, head0] @ model.W_V[1, head1] @ model.W_O[1, head1] @ model.W_U)`.
+# The virtual head is the path on which the layer-0 head moves a token and the layer-1 head then moves that
+# output on, so its OV circuit chains the two heads' OV maps between the embedding and the unembedding, in the
+# order the signal flows. Return it factored, as `ov_circuit` does.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Check `model.cfg.n_layers >= 2` and both head indices (raise `ValueError`; no negative indices), then
+# `FactoredMatrix(model.W_E @ model.W_V[0, head0], right)` with
+# `right = model.W_O[0, head0] @ model.W_V[1, head1] @ model.W_O[1, head1] @ model.W_U`.
 # The order matters: the token passes through layer 0's head first.
 # </details>
 

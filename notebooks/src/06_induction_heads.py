@@ -69,13 +69,21 @@ print(f"2-layer: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_mode
 # position 0 is bos, positions $1 \dots n$ the random half, positions $n+1 \dots 2n$ its copy, for a
 # length of $2n + 1$, which has to fit in the model's context.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# You want a first half that cannot be predicted and a second half that can, from the first half alone: per
+# row, draw one random half from the non-special tokens, put bos in front and append the same half again. A
+# generator of your own, seeded with `seed`, makes the draw repeatable without touching the global random state.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # List the allowed ids: `[i for i in range(model.cfg.d_vocab) if i not in model.tokenizer.all_special_ids]`
 # as a tensor. `torch.randint(len(allowed), (batch, seq_len), generator=g)` with
 # `g = torch.Generator().manual_seed(seed)` gives indices into that list. Build the bos column with
 # `torch.full((batch, 1), model.tokenizer.bos_token_id)` and `torch.cat([bos, half, half], dim=1)`.
-# Check the lengths first and raise `ValueError`; finish with `.to(model.cfg.device)`.
+# Check the lengths first and raise `ValueError` unless `seq_len >= 1`, `batch >= 1` and
+# `2 * seq_len + 1 <= model.cfg.n_ctx` (filling the context exactly is fine); finish with `.to(model.cfg.device)`.
 # </details>
 
 # %% [exercise] 06.repeated_random_tokens
@@ -106,7 +114,14 @@ print(" ".join(model.to_str_tokens(example[0])))
 # the softmax over the wrong axis (the logits are `[batch, pos, d_vocab]`; the distribution is over the
 # vocabulary, the last axis).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Turn the logits into log-probabilities over the vocabulary; then, at every position but the last, read off
+# the log-probability of the token that actually comes next, and negate it. The whole exercise is lining up
+# each prediction with the token one step to its right.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Under `torch.no_grad()`, `logits = model(tokens)`. Then `logits[:, :-1].log_softmax(dim=-1)` holds the
 # log-probabilities of the predictions you can score, and `tokens[:, 1:]` the tokens they should predict.
@@ -214,7 +229,14 @@ attention_view(short_patterns, short_str)
 # The scores come from an `ActivationCache`, the record `model.run_with_cache(tokens)` makes of every
 # activation. `cache["pattern", layer]` is that layer's attention, shaped `[batch, head, query, key]`.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# A previous-token head puts its weight, for every query q, on key q - 1: the line just below the main diagonal
+# of each pattern. Average that line over the batch and over the queries that have a previous token, for every
+# head of every layer in the cache.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `pattern.diagonal(offset=-1, dim1=-2, dim2=-1)` collects `pattern[..., q, q - 1]` for `q = 1 .. pos-1`,
 # shape `[batch, head, pos - 1]`; average it over the batch and the last axis. Do that for every layer
@@ -258,12 +280,20 @@ if measured:
 # enters layer 1's keys. It is why one layer cannot do it: a lone head's key at $j$ only knows $t_j$ (and
 # the position), not the token before it.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Build a repeated sequence, record the attention, and measure for each head how much each query of the second
+# copy looks at the position right after the earlier occurrence of its own token. That is again one line
+# parallel to the diagonal, averaged over the second copy's queries and the batch.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `tokens = repeated_random_tokens(model, seq_len, batch, seed)`, then
 # `_, cache = model.run_with_cache(tokens)`. The stripe is `pattern.diagonal(offset=-(seq_len - 1),
 # dim1=-2, dim2=-1)`: its entry `i` is query `q = i + seq_len - 1`. The second copy's queries
-# `seq_len + 1 .. 2*seq_len` are the entries from `i = 2` on.
+# `seq_len + 1 .. 2*seq_len` are the entries from `i = 2` on: average those over the batch and the last axis,
+# layer by layer, and stack the rows as in `prev_token_scores`.
 # </details>
 
 # %% [exercise] 06.induction_scores
@@ -294,10 +324,17 @@ plt.show()
 # A small convenience that the rest of the course uses: list the heads whose induction score is above a
 # threshold, best first. "Above" means strictly above.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# The scores already do the work: keep the heads scoring strictly above the threshold and order them from the
+# highest score down, leaving heads with equal scores in (layer, head) order.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `scores = induction_scores(model, seq_len, batch, seed)`; `torch.nonzero(scores > threshold)` gives the
-# `(layer, head)` rows. Turn them into tuples of `int`, and sort with `key=lambda lh: -scores[lh].item()`.
+# `(layer, head)` rows. Turn them into tuples of `int`, and sort with `key=lambda lh: -scores[lh].item()`
+# (`sorted` is stable, so ties keep their (layer, head) order).
 # </details>
 
 # %% [exercise] 06.find_induction_heads
@@ -348,11 +385,19 @@ attention_explorer(model, sentence, layer=1)
 # always removes them: `model.run_with_hooks(tokens, fwd_hooks=[(name, fn)])` or
 # `with model.hooks(fwd_hooks=[(name, fn)]): ...`, both of which clean up even if the forward pass fails.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
-# Check `layer`, `head` and `kind` first. For the mean: `_, cache = model.run_with_cache(tokens,
-# names_filter=name)`, then `cache[name][:, :, head].mean(dim=(0, 1))`. The hook function receives `z` and
-# `hook`; return a copy with `z[:, :, head]` replaced. Compute the loss inside
+# Knock the head out by replacing its slice of `z` at `blocks.{layer}.attn.hook_z` with zeros, or with its
+# average over a clean run, leaving every other head alone; then measure the usual next-token loss while that
+# replacement is in place. Attach it in a way that removes it however the run ends.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Check `layer`, `head` and `kind` first (raise `ValueError`; negative indices must not wrap around). For the
+# mean: `_, cache = model.run_with_cache(tokens, names_filter=name)`, then
+# `cache[name][:, :, head].mean(dim=(0, 1))`. The hook function receives `z` and `hook`; return a copy with
+# `z[:, :, head]` replaced. Compute the loss inside
 # `with model.hooks(fwd_hooks=[(name, hook_fn)]):`, e.g. with your `per_token_loss(model, tokens).mean()`,
 # and return `.item()`.
 # </details>
@@ -419,10 +464,18 @@ plt.show()
 # `d_head`, and its nonzero eigenvalues are those of a `d_head x d_head` product. `ov_circuit(model, layer,
 # head)` returns it as a TransformerLens `FactoredMatrix`, whose `.eigenvalues` uses that trick.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# A copying head raises the logit of the token it attends to, and that shows in the eigenvalues of its full OV
+# circuit: mostly positive and real. Summarise them by the real part of their sum over the sum of their sizes;
+# the factored form makes them cheap, since at most `d_head` of them are nonzero.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `eig = ov_circuit(model, layer, head).eigenvalues` (complex). Then `eig.sum().real / eig.abs().sum()`,
-# guarding against a zero denominator, and `.item()`. Not singular values: those are never negative.
+# guarding against a zero denominator (return `0.0`), and `.item()`. Not singular values: those are never
+# negative. `ov_circuit` already raises `ValueError` for an out-of-range layer or head.
 # </details>
 
 # %% [exercise] 06.ov_copying_score

@@ -61,12 +61,21 @@ print(len(model.to_str_tokens(text)), "tokens:", model.to_str_tokens(text)[:12],
 # `[n_layers + 1, batch, pos, d_model]`, row $l$ holding $x_l$. We will always number the rows this way:
 # row 0 = after the embeddings, last row = the model's final residual.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# You want the residual stream *between* blocks: one state before the first block and one after each
+# block, so $L + 1$ states for $L$ blocks. The cache already holds each of them under a hook name; collect
+# them in depth order and stack them along a new first axis, raw, without any LayerNorm.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `cache.model.cfg.n_layers` gives $L$. Build the list of names
 # `["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(L)]`, look each up in the
 # cache, and `torch.stack` them (a new dimension 0). Do not use `hook_resid_mid` (halfway through a block)
-# or `ln_final.hook_normalized` (already normalized).
+# or `ln_final.hook_normalized` (already normalized). Raise a `ValueError` that says what is wrong when the
+# cache has no batch dimension (`cache.has_batch_dim` is False, from `remove_batch_dim=True`) or lacks one of
+# the names (a `names_filter` dropped it).
 # </details>
 
 # %% [exercise] 07.accumulated_residuals
@@ -119,8 +128,18 @@ print("same as TransformerLens's cache.accumulated_resid():",
 # model could say from the current token alone (a bigram guess), *if* the unembedding can read the
 # embeddings; whether it can is one of the things this lesson measures.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
+# Treat every row of the residual stack as if it were the final residual and send it through the model's
+# own last two steps: the final LayerNorm, with that row's own mean and scale, then the unembedding. Your
+# `accumulated_residuals` gives the rows; if the decoder is right, the last row comes out as the model's
+# ordinary logits.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Check first that `tokens` is a 2-D `[batch, pos]` tensor and raise a `ValueError` otherwise (point to
+# `model.to_tokens(text)`). No gradients are needed, so work under `torch.no_grad()`.
 # `_, cache = model.run_with_cache(tokens)` (it removes its hooks when it returns), then
 # `resid = accumulated_residuals(cache)`. `model.ln_final` and `model.unembed` accept any leading
 # dimensions, so they work on the whole stack at once. Use `hasattr(model, "ln_final")` to know whether
@@ -161,12 +180,21 @@ for layer in range(lens.shape[0]):
 # Position $p$ predicts token $p + 1$: the guess in column $p$ is correct when it equals `tokens[p + 1]`.
 # The last position has no next token, so it is never correct.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
-# Accept `[pos]` or `[1, pos]` (`tokens.reshape(-1)` after checking there is one row), call your
+# Run your logit lens on the one sequence, take the $k$ largest logits at every layer and position, and
+# write each of them out as one row of the table, next to the input token and the token that really comes
+# next. A guess is correct when it matches the token one position later; the last position has none.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Accept `[pos]` or `[1, pos]` (`tokens.reshape(-1)` after checking it is 1-D, or 2-D with one row) and
+# raise a `ValueError` for anything else, such as `[2, pos]`; raise one too unless `k` is an int with
+# `1 <= k <= model.cfg.d_vocab_out`. Call your
 # `logit_lens` on `tokens[None]`, and take `.topk(k, dim=-1)` of its `[:, 0]`. `model.to_str_tokens(ids)`
 # turns a 1-D tensor of ids into strings. Then loop over layer, position and rank, appending one dict per
-# row, and finish with `pd.DataFrame(rows)`.
+# row (`int(...)` and `float(...)` for `token_id` and `logit`), and finish with `pd.DataFrame(rows)`.
 # </details>
 
 # %% [exercise] 07.top_tokens_table
@@ -215,7 +243,14 @@ table[(table.pos == pos) & (table.layer == table.layer.max())]
 # softmax runs over the vocabulary (the last dimension), and `log_softmax` keeps it finite when logits are
 # large.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# At every layer and position you compare two distributions over the vocabulary: the model's final one and
+# that layer's. Turn all the logits into log-probabilities, then average the difference of the two logs
+# with the final distribution's probabilities as weights; the final row is the reference for every row.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `logp = lens_logits.log_softmax(dim=-1)`, `final = logp[-1]` (broadcasts against every row), then
 # `(final.exp() * (final - logp)).sum(dim=-1)`.
@@ -288,12 +323,20 @@ logit_lens_explorer(model, "Clara Thorne opened the old gate, and the dog of Cla
 # are scored against `tokens[p + 1]`, so the result has one position less than the input,
 # `[n_layers + 1, batch, pos - 1]`. Position 0 (the prediction made at BOS, of the first word) is kept.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
-# Drop the last position of the logits (`lens_logits[:, :, :-1]`) and the first of the tokens
-# (`tokens[:, 1:]`). `torch.gather` along the last dimension picks each target's logit (the index needs a
-# trailing dimension of size 1 and must be expanded over the layers); then
-# `(logits > target_logit).sum(dim=-1)`. Argsort gives token ids in order, not ranks.
+# Line each position's logits up with the token that actually follows it, read off that token's logit, and
+# count how many vocabulary entries score higher. Counting strictly larger logits is the rank itself (ties
+# share the better rank), so no sorting is needed.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Check the shapes first (`lens_logits` 4-D, `tokens` 2-D, with the same batch and pos) and raise a
+# `ValueError` that shows both. Drop the last position of the logits (`lens_logits[:, :, :-1]`) and the first
+# of the tokens (`tokens[:, 1:]`, moved to the logits' device). `torch.gather` along the last dimension picks
+# each target's logit (the index needs a trailing dimension of size 1 and must be expanded over the layers);
+# then `(logits > target_logit).sum(dim=-1)`. Argsort gives token ids in order, not ranks.
 # </details>
 
 # %% [exercise] 07.correct_token_rank
@@ -344,10 +387,18 @@ for layer in range(ranks.shape[0]):
 # Return an `nn.ModuleList` of `n_layers + 1` `nn.Linear(d_model, d_model)`; translator $l$ acts on row
 # $l$ of the accumulated residuals.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
 #
-# Compute the residuals once, without gradients (`with torch.no_grad():` around `run_with_cache` and your
-# `accumulated_residuals`), and the fixed target `logp_final` from the last row. Make the translators on
+# The tuned lens is the logit lens with one learned affine map put in front of the decoder, one per row.
+# The residuals and the model's final distribution are fixed data; only the translators learn, by gradient
+# descent on the KL of section 4, starting from the identity so that step 0 is exactly the logit lens.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
+#
+# Raise a `ValueError` unless `steps` is an int >= 0. Compute the residuals once, without gradients
+# (`with torch.no_grad():` around `run_with_cache` and your `accumulated_residuals`), and the fixed target
+# `logp_final` from the last row. Make the translators on
 # the model's device (`nn.Linear(d_model, d_model, device=model.cfg.device)`, so the same code runs on a
 # Colab GPU), set each `weight` to `torch.eye(d_model)` and `bias` to 0 under `torch.no_grad()`, and give only the
 # parameters of the first `n_layers` to `torch.optim.Adam(..., lr=lr)`. Each step: for every layer

@@ -47,7 +47,15 @@
 # batch has shape `[batch, n_instances, n_features]`. Instance $k$ only ever touches `W[k]`,
 # `b_final[k]` and `x[:, k]`.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Each instance is one small model: a matrix whose columns are the features' directions in the hidden
+# space, and a bias per feature. The forward pass writes the input into the hidden space with `W`, reads it
+# back out with the same `W` transposed, adds the bias and applies the ReLU, for every instance on its own;
+# the care goes into keeping the instance axis lined up.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Create the parameters with `nn.Parameter(...)`: `torch.randn(...) * std` for `W` with the std from the
 # docstring, `torch.zeros(...)` for `b_final`. In `forward`, two `einops.einsum` calls keep the axes
@@ -127,13 +135,23 @@ plt.show()
 # `feature_probability` may be one number for all instances or a tensor with one probability per
 # instance, so that a single call serves a model whose instances each see a different sparsity.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# Every entry needs two independent random draws: one that decides whether the feature is present, with
+# its instance's probability, and one that gives its value if it is. Validate the probability before
+# drawing anything, and take all the randomness from the generator, so that the same state gives the same
+# batch.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Draw two tensors of shape `[batch, n_instances, n_features]` with `torch.rand(..., generator=generator)`:
 # the values, and a second one compared with the probability to decide presence (`rand < p` is `True`
 # with probability `p`). A tensor `p` of shape `[n_instances]` has to become `[n_instances, 1]` to line up
-# with the instance axis. Multiply values by the mask. Check the range first: `torch.as_tensor(p)`
-# turns a float into a tensor so one test covers both cases.
+# with the instance axis. Multiply values by the mask. Check first, raising a `ValueError` that says what
+# was expected: `torch.as_tensor(p, dtype=torch.float32)` turns a float into a 0-dim tensor, which you
+# expand to `[n_instances]`, so one test covers both cases; the shape must then be `[n_instances]` and
+# every value in [0, 1].
 # </details>
 
 # %% [exercise] 08.sparse_feature_batch
@@ -168,7 +186,14 @@ for p, a in zip(probabilities.tolist(), active.tolist()):
 # exactly the gradient of instance $k$'s own loss, whatever the number of instances, as if each were
 # trained alone. Importance can be one vector shared by all instances or one row per instance.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# The loss is a weighted squared error; what matters is how each axis is reduced. Importance weights each
+# feature's error, the features add up, the examples are averaged, and the instances add up again, so that
+# each instance is trained as if it were alone.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # `importance * (x - x_hat) ** 2` broadcasts both shapes of `importance` against
 # `[batch, n_instances, n_features]`. Then sum over the feature axis, take the mean over the batch axis,
@@ -235,7 +260,14 @@ plt.show()
 # importance). Seeding a `torch.Generator` once and passing it to `sparse_feature_batch` makes a run
 # repeatable.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# A standard training loop: every step a new sparse batch, the model's reconstruction of it, the
+# importance-weighted loss, one optimizer step. The batches come from one generator seeded once before the
+# loop, so each step sees new data but two runs with the same seed see the same sequence of batches.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Create `generator = torch.Generator().manual_seed(seed)` and
 # `optimizer = torch.optim.Adam(model.parameters(), lr=lr)` before the loop. In the loop: batch with
@@ -343,7 +375,15 @@ superposition_explorer(ToyModel, train_toy_model)
 # pentagon of unit arrows gives $\sum_j \cos^2(72° j) = 5/2$ in the denominator, so $2/5$. A dropped
 # feature ($W_i = 0$) gets 0.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint: the idea</summary>
+#
+# For each feature, set how strongly it is represented (its squared column length) against how crowded its
+# direction is: project every feature's column, its own included, onto this feature's unit direction and
+# add up the squared projections. Do it for all pairs of features at once, per instance, and decide up front
+# what a zero column gives.
+# </details>
+#
+# <details><summary>Hint: the recipe</summary>
 #
 # Column norms are `W.norm(dim=1)` (shape `[n_instances, n_features]`). Divide `W` by them (where they
 # are nonzero) to get the unit columns, then one `einops.einsum` with pattern

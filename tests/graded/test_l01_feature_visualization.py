@@ -425,6 +425,9 @@ def test_diversity_needs_two_images_and_passes_gradients(impl):
 
 # ---------------------------------------------------------------- convincing_image (investigation)
 
+SHIFTS = (1, 2, 3, 4)  # pixels, each right, left, down and up
+
+
 @pytest.mark.exercise("convincing_image", points=1)
 @pytest.mark.parametrize("class_index", [0, 3, 7])
 def test_convincing_image_convinces_the_model_and_survives_shifts(impl, class_index):
@@ -434,8 +437,14 @@ def test_convincing_image_convinces_the_model_and_survives_shifts(impl, class_in
     assert torch.isfinite(img).all() and img.min() >= 0 and img.max() <= 1, "the image must be in [0, 1]"
     name = model.classes[class_index] if hasattr(model, "classes") else class_index
     with torch.no_grad():
-        shifted = [torch.roll(img.float(), s, d) for s in (4, -4) for d in (-1, -2)]
+        # every shift from 1 to 4 px, not 4 alone: a 4-px roll is a whole step of conv3's grid, and an image
+        # made without jitter can keep a class there and lose it at 3 px (measured: class 0, 0.97 and 0.08)
+        shifted = [torch.roll(img.float(), sign * s, d) for s in SHIFTS for sign in (1, -1) for d in (-1, -2)]
         p = torch.softmax(model(torch.cat([img.float()] + shifted)), -1)[:, class_index]
     assert p[0] >= 0.9, f"the model gives class {name!r} probability {p[0]:.3f} on your image (at least 0.9 wanted)"
-    assert p[1:].mean() >= 0.9, (f"moved by 4 pixels, your image convinces the model only {p[1:].mean():.3f} on average "
-                                 "(at least 0.9 wanted): which part of the lesson makes a visualization robust?")
+    by_shift = p[1:].reshape(len(SHIFTS), 4).mean(1)
+    worst = int(by_shift.argmin())
+    assert p[1:].mean() >= 0.9, (
+        f"moved by 1 to 4 pixels, your image convinces the model only {p[1:].mean():.3f} on average (at least 0.9 "
+        f"wanted; worst at {SHIFTS[worst]} px: {by_shift[worst]:.3f}): which part of the lesson makes a "
+        "visualization robust?")
