@@ -99,8 +99,10 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 # TransformerLens 3.x warns on every HookedTransformer; the course knowingly uses it (sae-lens needs <4).
+# kornia 0.4.1 (torch-lucent's pin) calls torch.jit.script when it is imported, which torch 2.14 deprecates.
 KNOWN_WARNINGS = (
     (r"HookedTransformer(\.from_pretrained)? is deprecated", DeprecationWarning),
+    (r"`torch\.jit\.script` is deprecated", FutureWarning),
 )
 
 

@@ -192,15 +192,32 @@ def _polling_client(nb, **kwargs):
 @dataclass
 class RunResult:
     notebook: str
-    status: str  # ok, failed, timed out
+    status: str  # ok, warned, failed, timed out
     seconds: float
     error: str = ""
+
+
+# A Python warning as a kernel prints it to stderr ("path.py:12: FutureWarning: message"): a learner sees it as
+# a red box under the cell, so a lesson that prints one has something to mend (or a known warning to filter).
+# Its message may start on the next line (SAELens's do).
+PRINTED_WARNING = re.compile(r"^\S+:\d+: (\w*Warning):[ \t]*\n?[ \t]*(\S.*)$", re.MULTILINE)
+
+
+def printed_warnings(nb: nbformat.NotebookNode) -> list[str]:
+    """The warnings an executed notebook shows, as ``"cell N: Category: message"`` (N counts from 1)."""
+    found = []
+    for number, cell in enumerate(nb.cells, start=1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = "".join(output.get("text", ""))
+                found += [f"cell {number}: {m[1]}: {m[2].strip()}" for m in PRINTED_WARNING.finditer(text)]
+    return found
 
 
 def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str = "solutions",
                  mode: str = "lite") -> RunResult:
     """Execute a notebook top to bottom (lite mode, the solutions by default) and save the executed copy,
-    signed as trusted."""
+    signed as trusted. A run whose cells all pass but print a Python warning has status ``"warned"``."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     path = Path(path)
@@ -231,4 +248,7 @@ def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str =
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     trust_notebook(out_dir / path.name)
+    shown = printed_warnings(nb)
+    if status == "ok" and shown:
+        status, error = "warned", "; ".join(shown)
     return RunResult(path.stem, status, seconds, error)

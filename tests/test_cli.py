@@ -38,3 +38,33 @@ def test_run_exits_nonzero_when_a_notebook_fails(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "99_broken" in out and "failed" in out and "boom" in out
     assert (tmp_path / "out" / "99_broken.ipynb").exists()
+
+
+def test_run_fails_a_notebook_that_shows_a_warning_and_names_the_cell(tmp_path, capsys):
+    # a learner sees a printed warning as a red box under the cell: `mi-course run` (and so CI) reports it
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('fine')"),
+                nbformat.v4.new_code_cell("import warnings\nwarnings.warn('the old API', FutureWarning)"),
+                nbformat.v4.new_code_cell("import sys\nprint('3 of 4: Warning: not a Python warning', file=sys.stderr)"),
+                nbformat.v4.new_code_cell("warnings.warn('\\nstarts on the next line', UserWarning)")]
+    path = tmp_path / "99_warns.ipynb"
+    nbformat.write(nb, path)
+    assert cli(["run", str(path), "--out", str(tmp_path / "out"), "--cell-timeout", "60"]) == 1
+    out = capsys.readouterr().out
+    assert "warned" in out and "cell 2: FutureWarning: the old API" in out, out
+    assert "cell 4: UserWarning: starts on the next line" in out, out
+    assert "cell 3" not in out, "stderr text that is not a Python warning was taken for one"
+
+
+def test_known_warnings_are_silenced_once_the_course_is_imported():
+    # kornia 0.4.1 (lucent's) calls torch.jit.script on import, which torch deprecates: every Part I lesson
+    # showed it. A fresh interpreter, so that kornia is imported here for the first time.
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error'); import mi_course; "
+            "mi_course.silence_known_warnings(); import lucent.optvis.transform; print('clean')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-2000:]

@@ -101,6 +101,30 @@ def test_sae_has_the_res_jb_shape_and_reads_its_hook(dry):
         dry_run.saelens_sae(sae_id="blocks.8.hook_resid_post")
 
 
+def test_sae_loads_without_saelenss_processing_warning_only_when_the_course_meets_it(dry, monkeypatch):
+    # res-jb asks for center_writing_weights=True, which from_pretrained's defaults (the course's) already do
+    import warnings
+
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    from mi_course.models import full
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        full.saelens_sae()
+    assert not [w for w in caught if full.SAE_KWARGS_WARNING in str(w.message)], [str(w.message) for w in caught]
+
+    def asks(kwargs):
+        meta = SAEMetadata(hook_name="blocks.8.hook_resid_pre", model_from_pretrained_kwargs=kwargs)
+        return lambda *a, **k: StandardSAE(StandardSAEConfig(d_in=8, d_sae=16, metadata=meta))
+
+    for kwargs in ({"center_writing_weights": False}, {"fold_ln": False}, {"some_new_option": 1}):
+        monkeypatch.setattr(full, "_load_saelens_sae", asks(kwargs))
+        with pytest.warns(UserWarning, match="model_from_pretrained_kwargs"):
+            full.saelens_sae()
+
+
 def test_builds_are_seeded_and_leave_the_callers_random_state_alone(dry):
     torch.manual_seed(123)
     expected_next = torch.rand(3)

@@ -14,6 +14,7 @@ offline and without probing (:mod:`mi_course.models.dry_run`).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -135,7 +136,30 @@ def hooked(name: str):
     return load
 
 
+# HookedTransformer.from_pretrained's weight processing: the course's language loaders (hooked) pass none of
+# these, so the models they load are processed this way
+FROM_PRETRAINED_PROCESSING = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True,
+                              "fold_value_biases": True, "refactor_factored_attn_matrices": False}
+SAE_KWARGS_WARNING = "This SAE has non-empty model_from_pretrained_kwargs"
+
+
 def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook_resid_pre", **kwargs):
+    """A SAELens SAE (in a dry run: its real shape at random weights). SAELens warns whenever an SAE names the
+    processing its model was loaded with; that warning is dropped when the course's model is processed that
+    way already (res-jb: ``center_writing_weights=True``) and passed on when it is not."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sae = _load_saelens_sae(release, sae_id, **kwargs)
+    asked = getattr(getattr(sae.cfg, "metadata", None), "model_from_pretrained_kwargs", None) or {}
+    met = all(key in FROM_PRETRAINED_PROCESSING and FROM_PRETRAINED_PROCESSING[key] == value
+              for key, value in asked.items())
+    for w in caught:
+        if not (met and SAE_KWARGS_WARNING in str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return sae
+
+
+def _load_saelens_sae(release: str, sae_id: str, **kwargs):
     from sae_lens import SAE
 
     if dry_run():
