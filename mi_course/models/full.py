@@ -136,11 +136,18 @@ def hooked(name: str):
     return load
 
 
-# HookedTransformer.from_pretrained's weight processing: the course's language loaders (hooked) pass none of
-# these, so the models they load are processed this way
-FROM_PRETRAINED_PROCESSING = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True,
-                              "fold_value_biases": True, "refactor_factored_attn_matrices": False}
 SAE_KWARGS_WARNING = "This SAE has non-empty model_from_pretrained_kwargs"
+
+
+def _from_pretrained_defaults() -> dict:
+    """``HookedTransformer.from_pretrained``'s keyword defaults: the course's language loaders (:func:`hooked`)
+    pass none, so these are how the models they load are processed."""
+    import inspect
+
+    from transformer_lens import HookedTransformer
+
+    return {name: p.default for name, p in inspect.signature(HookedTransformer.from_pretrained).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook_resid_pre", **kwargs):
@@ -151,8 +158,8 @@ def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook
         warnings.simplefilter("always")
         sae = _load_saelens_sae(release, sae_id, **kwargs)
     asked = getattr(getattr(sae.cfg, "metadata", None), "model_from_pretrained_kwargs", None) or {}
-    met = all(key in FROM_PRETRAINED_PROCESSING and FROM_PRETRAINED_PROCESSING[key] == value
-              for key, value in asked.items())
+    defaults = _from_pretrained_defaults()
+    met = all(key in defaults and defaults[key] == value for key, value in asked.items())
     for w in caught:
         if not (met and SAE_KWARGS_WARNING in str(w.message)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

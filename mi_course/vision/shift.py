@@ -54,9 +54,8 @@ def shift_kept(model: torch.nn.Module, images: Float[torch.Tensor, "n 3 height w
         raise ValueError(f"shifts must be one or more whole numbers of pixels >= 0, got {shifts}")
     base = centre_activation(model, images, layer, channels)
     base = base.where(base > 0, torch.tensor(float("nan")))
-    kept = []
-    for s in shifts:
-        rolled = [centre_activation(model, torch.roll(images, sign * s, dims=dim), layer, channels)
-                  for sign in (1, -1) for dim in (-2, -1)]
-        kept.append(torch.stack(rolled).mean(0) / base)
-    return torch.stack(kept)
+    # every roll of every image in one probe: [shift, roll (right, down, left, up), image]
+    rolled = torch.cat([torch.roll(images, sign * s, dims=dim) for s in shifts for sign in (1, -1)
+                        for dim in (-2, -1)])
+    acts = centre_activation(model, rolled, layer, list(channels) * (4 * len(shifts)))
+    return acts.view(len(shifts), 4, len(images)).mean(1) / base
