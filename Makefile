@@ -35,7 +35,7 @@ run: install
 # Every notebook in full mode with the real architectures at random weights, built offline (no download):
 # every full-mode cell executes once; claims that need trained weights say they were skipped.
 dry-run: install
-	$(BIN)/mi-course run --dry-run
+	$(BIN)/mi-course run --dry-run --impl solutions
 
 doctor: install
 	$(BIN)/mi-course doctor

@@ -1,4 +1,5 @@
-"""Generated files, for course authors: exercises/ from solutions/, notebooks from notebooks/src/, and the
+"""Generated files, for course authors: exercises/ from solutions/, notebooks from notebooks/src/, the
+stubs' fingerprints (so that a notebook cell holding a stub is never saved over an answer), and the
 GitHub Classroom workflow from the graded tests. ``mi-course build --check`` fails when any is stale."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import nbformat
 
 from mi_course.grading.exercise_files import lesson_modules, make_stubs
+from mi_course.grading.stubs import FINGERPRINTS_PATH, fingerprints_text
 from mi_course.lessons import build_notebook, notebook_sources
 from mi_course.paths import repo_root
 
@@ -98,7 +100,8 @@ def build_all(check: bool = False) -> int:
     """Write (or with ``check``, compare) every generated file; 1 if anything was stale under check."""
     root = repo_root()
     wanted = {**expected_exercises(), **expected_notebooks(),
-              root / CLASSROOM_PATH: classroom_workflow(collect_exercises())}
+              root / CLASSROOM_PATH: classroom_workflow(collect_exercises()),
+              FINGERPRINTS_PATH: fingerprints_text(root / "solutions")}
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     for path in stale:
         rel = path.relative_to(root)

@@ -74,6 +74,9 @@ def cmd_lab(args) -> int:
     return subprocess.call(cmd, env=env)
 
 
+IMPL_WORDS = {"exercises": "your exercises", "solutions": "the reference solutions"}
+
+
 def cmd_run(args) -> int:
     from mi_course.config import DRY_RUN_ENV
     from mi_course.lessons import executed_dir, notebook_paths, run_notebook
@@ -88,7 +91,8 @@ def cmd_run(args) -> int:
         os.environ[DRY_RUN_ENV] = "1"
     try:
         for path in notebook_paths(args.notebooks):
-            print(f"running {path.name} ({mode} mode{', dry run' if args.dry_run else ''}) ...", flush=True)
+            print(f"running {path.name} ({mode} mode{', dry run' if args.dry_run else ''}, "
+                  f"{IMPL_WORDS.get(args.impl, args.impl)}) ...", flush=True)
             result = run_notebook(path, out_dir, cell_timeout=args.cell_timeout, impl=args.impl, mode=mode)
             if result.status == "ok" and args.limit and result.seconds > args.limit:
                 result.status, result.error = "too slow", f"took {result.seconds:.0f}s, limit {args.limit:.0f}s"
@@ -103,6 +107,9 @@ def cmd_run(args) -> int:
     for r in results:
         print(f"{r.notebook:<{width}}  {r.seconds:7.1f}  {r.status}{': ' + r.error if r.error else ''}")
     print(f"executed copies in {out_dir}")
+    if args.impl == "exercises" and any("not started yet" in r.error for r in results):
+        print("A notebook stopped at an exercise you have not answered yet: answer it in the notebook (or in "
+              "exercises/), or run the reference solutions with --impl solutions.")
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
@@ -149,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
     p.set_defaults(fn=cmd_lab)
 
-    p = sub.add_parser("run", help="execute notebooks headless (lite mode, solutions) and report")
+    p = sub.add_parser("run", help="execute notebooks headless with your exercises (lite mode) and report")
     p.add_argument("notebooks", nargs="*", help="names, numbers or paths (default: all)")
-    p.add_argument("--impl", default="solutions", help="exercises, solutions (default) or a folder")
+    p.add_argument("--impl", default="exercises",
+                   help="exercises (default: your answers in exercises/), solutions (the reference solutions: "
+                        "course authors and CI) or a folder of lesson modules")
     p.add_argument("--mode", default="lite", choices=("lite", "full"))
     p.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     p.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may take")

@@ -214,10 +214,11 @@ def printed_warnings(nb: nbformat.NotebookNode) -> list[str]:
     return found
 
 
-def run_notebook(path: Path, out_dir: Path, cell_timeout: int = 300, impl: str = "solutions",
+def run_notebook(path: Path, out_dir: Path, *, impl: str, cell_timeout: int = 300,
                  mode: str = "lite") -> RunResult:
-    """Execute a notebook top to bottom (lite mode, the solutions by default) and save the executed copy,
-    signed as trusted. A run whose cells all pass but print a Python warning has status ``"warned"``."""
+    """Execute a notebook top to bottom with ``impl`` (``"exercises"``: the learner's answers, which its
+    untouched stub cells never replace; ``"solutions"``; or a folder) and save the executed copy, signed as
+    trusted. A run whose cells all pass but print a Python warning has status ``"warned"``."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     path = Path(path)

@@ -32,7 +32,7 @@ def test_run_signs_the_executed_copy_so_jupyterlab_trusts_it(tmp_path, monkeypat
     path = tmp_path / "99_view.ipynb"
     nbformat.write(nb, path)
 
-    result = run_notebook(path, tmp_path / "out", cell_timeout=60)
+    result = run_notebook(path, tmp_path / "out", impl="solutions", cell_timeout=60)
     assert result.status == "ok", result.error
     executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
     assert "text/html" in executed.cells[0].outputs[0].data

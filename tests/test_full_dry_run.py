@@ -192,7 +192,7 @@ def test_every_cell_runs_in_full_mode_at_random_weights(notebook, tmp_path, monk
     """`make dry-run` for one notebook: every code cell executes in full mode, every check() passes (graded
     on the lite models), and the notebook says it ran at random weights."""
     monkeypatch.setenv(config.DRY_RUN_ENV, "1")
-    result = run_notebook(notebook, tmp_path, cell_timeout=LIMIT_SECONDS, mode="full")
+    result = run_notebook(notebook, tmp_path, impl="solutions", cell_timeout=LIMIT_SECONDS, mode="full")
     assert result.status == "ok", f"{notebook.name} in the dry run: {result.error}"
     cells = [c for c in nbformat.read(tmp_path / notebook.name, as_version=4).cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in cells), "a code cell did not run"

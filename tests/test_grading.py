@@ -267,3 +267,22 @@ def test_a_hang_that_ignores_the_test_timeout_is_stopped_by_the_wall_limit(fake_
     rows = {r.id: r for r in grade(str(fake_course), exercises=["99.hangs", "99.ok"], test_timeout=2)}
     assert rows["99.hangs"].status == "timed out" and rows["99.hangs"].points_earned == 0
     assert rows["99.ok"].status == "passed"
+
+
+def test_grade_prints_each_failing_message_whole_under_the_table(fake_course, capsys):
+    from mi_course.grading.report import ExerciseResult
+    from mi_course.grading.runner import print_report
+
+    long = ("test_visualize_restores_the_model: visualize should run the model in eval mode and give it back "
+            "in the mode it came in; " * 6 + "the last words of the message")
+    rows = [ExerciseResult("01.visualize", 0, 4, "failed", long), ExerciseResult("01.jitter", 3, 3, "passed"),
+            ExerciseResult("01.fourier_image", 0, 3, "not started", "not started yet")]
+    print_report(rows, "exercises")
+    table, _, failures = capsys.readouterr().out.partition("What failed, in full:")
+    assert "..." in table, "the table itself keeps its short column"
+    assert " ".join(long.split()) in " ".join(failures.split()), "a failure message was cut"
+    assert "01.visualize (failed, 0/4 points)" in failures and "01.fourier_image" not in failures
+    assert cli(["grade", "--impl", str(fake_course), "--exercise", "99.half", "--exercise", "99.ok"]) == 0
+    _, _, failures = capsys.readouterr().out.partition("What failed, in full:")
+    assert "99.half (failed, 1/3 points)" in failures and "should be 2 * x" in failures
+    assert "99.ok" not in failures

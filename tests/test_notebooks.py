@@ -17,7 +17,7 @@ LIMIT_SECONDS = 300  # a hang guard per notebook, not a benchmark: scripts/bench
 @pytest.mark.timeout(LIMIT_SECONDS + 60)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_lite_mode_with_solutions(notebook, tmp_path):
-    result = run_notebook(notebook, tmp_path, cell_timeout=LIMIT_SECONDS)
+    result = run_notebook(notebook, tmp_path, impl="solutions", cell_timeout=LIMIT_SECONDS)
     assert result.status == "ok", f"{notebook.name}: {result.error}"
     executed = nbformat.read(tmp_path / notebook.name, as_version=4)
     # one cell's printed text may arrive as several stream outputs (the kernel flushes when it likes): join them

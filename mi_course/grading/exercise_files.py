@@ -20,6 +20,7 @@ holds before a learner starts. The notebook's ``%%exercise`` cell shows a region
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,7 @@ def keep_docstrings(cell: str, region: str) -> str:
         for node in nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 doc = node.body[0] if node.body else None
-                if isinstance(doc, ast.Expr) and isinstance(getattr(doc, "value", None), ast.Constant) \
-                        and isinstance(doc.value.value, str):
+                if doc is not None and _is_docstring(doc):
                     text = lines[doc.lineno - 1 : doc.end_lineno]
                     indent = len(text[0]) - len(text[0].lstrip())
                     documented[prefix + node.name] = [t[indent:] if t[:indent].strip() == "" else t for t in text]
@@ -169,8 +169,7 @@ def keep_docstrings(cell: str, region: str) -> str:
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             first = node.body[0]
-            has_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
-                and isinstance(first.value.value, str)
+            has_doc = _is_docstring(first)
             key = prefix + node.name
             if not has_doc and key in documented and first.lineno > node.lineno:  # not a one-line def
                 body_line = lines[first.lineno - 1]
@@ -225,3 +224,28 @@ def interface(source: str) -> dict[str, tuple[str, str | None]]:
 
     visit(ast.parse(source).body)
     return out
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) \
+        and isinstance(node.value.value, str)
+
+
+def code_fingerprint(source: str) -> str:
+    """A hash of what a piece of code does, blind to docstrings, comments and layout.
+
+    Two versions of an exercise's stub that differ only in their wording hash alike, so a notebook cell
+    from an older checkout is still recognised as an untouched stub. Raises SyntaxError on broken code."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and _is_docstring(body[0]):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def stub_regions(solution_source: str, lesson: str) -> dict[str, str]:
+    """Exercise name -> its untouched stub region, as ``exercises/`` and the notebook cells hold it."""
+    stubs = make_stubs(solution_source, lesson)
+    return {name: region_text(stubs, name) for name in regions(stubs)}

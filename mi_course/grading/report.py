@@ -107,6 +107,20 @@ def format_table(rows: list[ExerciseResult], message_width: int = 70) -> str:
     return "\n".join(lines)
 
 
+def format_failures(rows: list[ExerciseResult], width: int = 100) -> str:
+    """The whole message of every exercise that did not pass (the table cuts them), wrapped to ``width``."""
+    import textwrap
+
+    blocks = []
+    for r in rows:
+        if r.status in ("passed", "not started"):
+            continue
+        body = textwrap.fill(" ".join(r.message.split()), width=width, initial_indent="  ",
+                             subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+        blocks.append(f"{r.id} ({r.status}, {r.points_earned}/{r.points_possible} points)\n{body}")
+    return "\n\n".join(blocks)
+
+
 def write_json(rows: list[ExerciseResult], path: Path, impl: str) -> None:
     data = {
         "impl": impl,

@@ -20,7 +20,7 @@ from pathlib import Path
 from mi_course.grading.exercise_files import ExerciseId
 from mi_course.grading.impl import impl_folder
 from mi_course.grading.plugin import IMPL_ENV
-from mi_course.grading.report import ExerciseResult, format_table, read_jsonl, summarize
+from mi_course.grading.report import ExerciseResult, format_failures, format_table, read_jsonl, summarize
 from mi_course.grading.worker import PLUGIN_ARGS, PLUGIN_ENV, start_worker
 from mi_course.paths import repo_root
 
@@ -132,5 +132,11 @@ def check(exercise: str, impl: str | None = None, test_timeout: float | None = N
 
 
 def print_report(rows: list[ExerciseResult], impl: str) -> None:
+    """The table, then each failing exercise's whole message (the table has room for its start only)."""
+    import shutil
+
     print(f"mi-course grade (impl: {impl})")
     print(format_table(rows))
+    failures = format_failures(rows, width=max(60, shutil.get_terminal_size((100, 24)).columns - 2))
+    if failures:
+        print("\nWhat failed, in full:\n\n" + failures)

@@ -46,7 +46,9 @@ for row in available_models():
 # 3. Run the `check(...)` cell below it. You get `PASS`, or the first failing test with a message that
 #    points at the likely mistake. `check` never raises, so "Run all" keeps going.
 #
-# Your answer lives in one place: the exercise cell writes it into the file that is graded.
+# Your answer lives in one place: the exercise cell writes it into the file that is graded. A fresh copy of
+# a notebook (after `git pull`, or each time Colab opens it) shows the stubs again; running such an untouched
+# stub cell never replaces your saved answer: it loads your answer from the file and says so.
 #
 # ### Warm-up: cosine similarity
 #
