@@ -99,6 +99,8 @@ def classroom_workflow(points: dict[str, int]) -> str:
 def build_all(check: bool = False) -> int:
     """Write (or with ``check``, compare) every generated file; 1 if anything was stale under check."""
     root = repo_root()
+    if not (root / "solutions").is_dir():  # a student release: everything here is generated from solutions/
+        raise FileNotFoundError(f"{root} has no solutions/: `mi-course build` is for course authors")
     wanted = {**expected_exercises(), **expected_notebooks(),
               root / CLASSROOM_PATH: classroom_workflow(collect_exercises()),
               FINGERPRINTS_PATH: fingerprints_text(root / "solutions")}

@@ -146,6 +146,17 @@ def cmd_build(args) -> int:
     return build_all(check=args.check)
 
 
+def cmd_release(args) -> int:
+    from mi_course.grading.release import ReleaseError, release
+
+    try:
+        release(args.out, force=args.force, repo_url=args.repo_url)
+    except ReleaseError as err:
+        print(f"mi-course release: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mi-course", description="A hands-on course in mechanistic interpretability.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                                      "workflow from solutions/ and notebooks/src/")
     p.add_argument("--check", action="store_true", help="only check that they are up to date")
     p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("release", help="(instructors) write the student repository: notebooks, exercise stubs, "
+                                       "public graded tests, the package; no solutions or hidden tests")
+    p.add_argument("out", help="an empty folder outside the course checkout")
+    p.add_argument("--force", action="store_true", help="write over a non-empty folder (a .git there is kept)")
+    p.add_argument("--repo-url", default=None, help="the student repository's git URL, for the notebooks' "
+                                                    "Colab setup cell (default: the course's, from pyproject)")
+    p.set_defaults(fn=cmd_release)
 
     args = parser.parse_args(argv)
     try:
