@@ -19,15 +19,15 @@ Objective = Callable[[Callable[[str], torch.Tensor]], torch.Tensor]
 # >>> exercise: get_activations
 def get_activations(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 height width"],
                     layer: str) -> torch.Tensor:
-    """The output of ``model``'s layer ``layer`` for ``images``, with the gradient graph kept.
+    """The output of ``model``'s layer ``layer`` for ``images``, with the gradient graph kept: feature
+    visualization differentiates it with respect to the images.
 
-    ``images`` are RGB in [0, 1], ``[batch, 3, height, width]``. Models want their own input scaling (the lite
-    CNNs take [0, 1] as is; lucent's InceptionV1 wants ``x * 255 - 117``): apply ``input_transform(model)``
-    to the images (moved to the model's device) before the forward pass. ``layer`` is a name from ``model.named_modules()`` (``"conv4"``,
-    ``"mixed3b"``; read it with ``model.get_submodule``). Catch the layer's output with a forward hook and
-    remove the hook afterwards, also when the forward pass raises. Do not use ``torch.no_grad()``: feature
-    visualization differentiates through this. Returns the layer's output (``[batch, channels, h, w]`` for a
-    convolution, ``[batch, features]`` for a linear layer).
+    ``images`` are RGB in [0, 1], ``[batch, 3, height, width]``. The model sees them on its own device and
+    scaled the way it wants its input, ``input_transform(model)`` (the lite CNNs take [0, 1] as is; lucent's
+    InceptionV1 wants ``x * 255 - 117``). ``layer`` is a name from ``model.named_modules()`` (``"conv4"``,
+    ``"mixed3b"``). The model is left as it was found: no hook stays on it, also when its forward pass raises
+    (a forgotten hook slows every later call and keeps tensors alive). Returns the layer's output
+    (``[batch, channels, h, w]`` for a convolution, ``[batch, features]`` for a linear layer).
 
     Raises:
         ValueError: if ``images`` is not a float tensor ``[batch, 3, height, width]``, or the model has no
@@ -70,15 +70,18 @@ def neuron_objective(layer: str, channel: int, x: int | None = None, y: int | No
 # >>> exercise: fourier_image
 def fourier_image(size: int, batch: int = 1, decay: float = 1.0, sd: float = 0.01,
                   seed: int | None = None) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
-    """An image parameterized by its Fourier spectrum, with low frequencies boosted.
+    """An image parameterized by its Fourier spectrum, scaled so that one optimizer step changes low
+    frequencies as much as natural images vary in them (their power falls roughly like ``1 / f ** 2``), where a
+    pixel parameterization makes fine noise as easy as broad shapes.
 
-    The parameter is ``spectrum``, a tensor ``[batch, 3, size, size // 2 + 1, 2]`` (the real and imaginary
-    parts of a real-input 2-D FFT), drawn from a normal distribution with std ``sd`` (seeded with ``seed``
-    when it is given) and requiring grad. Each coefficient is scaled by ``1 / f ** decay``, where ``f`` is its
-    spatial frequency in cycles per pixel, ``sqrt(fy ** 2 + fx ** 2)`` with ``fy`` from
-    ``torch.fft.fftfreq(size)`` (rows) and ``fx`` from ``torch.fft.rfftfreq(size)`` (columns); ``f`` is
-    floored at ``1 / size`` so that the constant term (``f = 0``) gets a finite scale. Then the inverse FFT
-    (``torch.fft.irfft2`` with ``s=(size, size)`` and ``norm="ortho"``) and a sigmoid, into [0, 1].
+    The parameter is ``spectrum``, the real and imaginary parts of a real ``size x size`` image's 2-D spectrum
+    in the layout of ``torch.fft.rfft2``, ``[batch, 3, size, size // 2 + 1, 2]``, drawn from a normal
+    distribution with std ``sd`` (seeded with ``seed`` when it is given), requiring grad. The image is the
+    sigmoid (so that it lies in [0, 1]) of the orthonormal (``norm="ortho"``) inverse real FFT, at
+    ``size x size``, of the spectrum with each coefficient scaled by ``1 / max(f, 1 / size) ** decay``. ``f`` is
+    the coefficient's spatial frequency in cycles per pixel, ``sqrt(fy ** 2 + fx ** 2)`` (``fy`` along the
+    rows, ``fx`` along the columns, as ``torch.fft.fftfreq`` and ``rfftfreq`` list them); the floor at
+    ``1 / size`` gives the constant term (``f = 0``) a finite scale.
 
     Returns ``([spectrum], image)``: the parameters for an optimizer, and a function ``image()`` that
     returns the current image ``[batch, 3, size, size]``.
@@ -93,10 +96,11 @@ def fourier_image(size: int, batch: int = 1, decay: float = 1.0, sd: float = 0.0
 # >>> exercise: jitter
 def jitter(images: Float[torch.Tensor, "batch 3 height width"], max_shift: int,
            generator: torch.Generator | None = None) -> Float[torch.Tensor, "batch 3 height width"]:
-    """Shift ``images`` by a random whole number of pixels, the same shift for the whole batch: ``dy`` rows
-    and ``dx`` columns, each drawn uniformly from ``-max_shift .. max_shift`` (both ends included), with
-    ``torch.randint`` and ``generator``. The shift wraps around (``torch.roll`` on the last two axes), so
-    the size stays the same. ``max_shift=0`` returns the images unchanged. Gradients flow through.
+    """``images`` shifted by a random whole number of pixels, so that a pattern optimized through it has to
+    work wherever it sits. One shift for the whole batch: ``dy`` rows and ``dx`` columns, each uniform over
+    ``-max_shift .. max_shift`` (both ends included), drawn with ``generator`` (the same generator state gives
+    the same shift). The shift wraps around: what leaves one edge comes back at the other, so the size stays
+    and no border enters. ``max_shift=0`` returns the images unchanged. Gradients flow through.
 
     Raises:
         ValueError: ``images`` is not ``[batch, 3, height, width]``, or ``max_shift`` is not an int >= 0.
@@ -108,16 +112,24 @@ def jitter(images: Float[torch.Tensor, "batch 3 height width"], max_shift: int,
 # >>> exercise: visualize
 def visualize(model: torch.nn.Module, objective: Objective, *, size: int = 64, steps: int = 128,
               lr: float = 0.05, shift: int = 2, seed: int = 0) -> Float[torch.Tensor, "1 3 size size"]:
-    """Your own feature-visualization loop: the image that minimizes ``objective``.
+    """Your own feature-visualization loop: the image that minimizes ``objective``, made with this lesson's
+    own pieces, ``fourier_image``, ``jitter`` and ``get_activations`` (the test puts the course's versions in
+    their place, so that this exercise is graded on its own).
 
-    Start from ``fourier_image(size, seed=seed)``; optimize its parameters with ``torch.optim.Adam`` at
-    learning rate ``lr`` for ``steps`` steps. Each step: the current image, shifted with
-    ``jitter(image, shift, generator)`` (a ``torch.Generator`` seeded with ``seed``), then
-    ``loss = objective(T)`` with ``T = lambda layer: get_activations(model, shifted, layer)``, backward, step.
-    Run the loop inside ``with redirected_relu(model):`` (a channel that is silent on the grey starting
-    image would otherwise get no gradient at all). Put the model in eval mode, and give its parameters no
-    gradients (``requires_grad_(False)`` for the loop, restored after): only the image is learned. Returns the final image ``[1, 3, size, size]`` in
-    [0, 1], detached. The same ``seed`` gives the same image.
+    The image is ``fourier_image(size, seed=seed)``'s, optimized by Adam at learning rate ``lr`` for
+    ``steps`` steps. At every step the objective sees the image shifted by ``jitter`` (at most ``shift``
+    pixels, drawn from a ``torch.Generator`` seeded with ``seed``), so that only patterns that work wherever
+    they sit survive: ``objective(T)``, where ``T(layer)`` is ``get_activations`` of the shifted image. The
+    same ``seed`` gives the same image. The optimization runs inside ``redirected_relu(model)``: a channel
+    that is silent on the grey starting image gets no gradient through a plain ReLU, and would never start.
+
+    Only the image is learned, and the model is left as it was found. During the optimization the model is
+    in eval mode (dropout and batch norm, where a model has them, behave as they will when the image is
+    shown to it) and its parameters do not require grad (no gradients pile up in them). Afterwards, also
+    when the objective raises, the model is back in the mode it was in before the call (training or eval)
+    and every parameter's ``requires_grad`` is what it was.
+
+    Returns the final image ``[1, 3, size, size]`` in [0, 1], detached.
 
     Raises:
         ValueError: ``steps`` is not a positive int.
@@ -132,9 +144,10 @@ def diversity_objective(layer: str) -> Objective:
     matrices, over every pair of two **different** images (Olah et al., *Feature Visualization*, 2017).
 
     For image ``i`` with activations ``A_i`` (``[channels, h * w]``), its Gram matrix is ``A_i A_i^T``
-    (``[channels, channels]``: which channels fire together, wherever they fire). Flatten each Gram matrix
-    and take the cosine similarity of every pair ``i != j``; return their mean (a scalar between -1 and 1).
-    Added to another objective with a positive weight, it pushes the images apart.
+    (``[channels, channels]``: which channels fire together, wherever they fire, so style and not layout).
+    The value is the mean, over every pair ``i != j``, of the cosine similarity between the two images' Gram
+    matrices (each flattened to a vector): a scalar between -1 and 1, 1 when every image looks alike to the
+    layer. Added to another objective with a positive weight, it pushes the images apart.
 
     Raises:
         ValueError: the batch has fewer than 2 images (when the objective is called).
@@ -153,7 +166,8 @@ def convincing_image(model: torch.nn.Module, class_index: int, logits_layer: str
     probability at least 0.9, and still at least 0.9 on average over copies shifted by 1, 2, 3 and 4 pixels
     (up, down, left, right, wrapping around). ``logits_layer`` names the model's layer of class logits; ``steps`` is the
     number of optimization steps you may take (the test leaves the default). The test asks
-    for classes the notebook did not try. Keep it under 15 seconds on a CPU for the lite model.
+    for classes the notebook did not try, on the lite ``vision`` model with one CPU thread: keep one call
+    under 15 seconds there (the reference solution takes about 2 s).
     """
     raise NotImplementedError("exercise 01.convincing_image: not started yet")
 # <<< exercise: convincing_image

@@ -356,21 +356,59 @@ def test_visualize_excites_a_curve_detector(visualize_alone):
     assert hooks_on(model) == 0, "visualize left a hook on the model"
 
 
+class Fails(Exception):
+    pass
+
+
 @pytest.mark.exercise("visualize", points=1)
 def test_visualize_is_seeded_and_learns_only_the_image(visualize_alone):
     impl, _ = visualize_alone
     model = vision()
     model.zero_grad(set_to_none=True)
-    model.train()
     obj = lambda T: -T("conv3")[:, 7].mean()  # noqa: E731
-    a = impl.visualize(model, obj, size=32, steps=6, seed=4)
-    b = impl.visualize(model, obj, size=32, steps=6, seed=4)
-    c = impl.visualize(model, obj, size=32, steps=6, seed=5)
+    modes = []  # model.training at each forward pass, seen from inside it
+
+    def raises(T):
+        T("conv3")
+        raise Fails("this objective fails")
+    handle = model.register_forward_hook(lambda module, inputs, output: modes.append(module.training))
+    try:
+        model.train()  # a model in training mode, to see visualize switch it to eval mode and back
+        a = impl.visualize(model, obj, size=32, steps=6, seed=4)
+        in_training, after_training = modes[:], model.training
+        model.train()
+        b = impl.visualize(model, obj, size=32, steps=6, seed=4)
+        model.eval()
+        del modes[:]
+        c = impl.visualize(model, obj, size=32, steps=6, seed=5)
+        in_eval, after_eval = modes[:], model.training
+        model.train()
+        with pytest.raises(Fails):
+            impl.visualize(model, raises, size=32, steps=6, seed=4)
+        after_raise = model.training
+    finally:
+        handle.remove()
+        model.eval()  # the shared model, as the other tests expect it
     assert torch.equal(a, b) and not torch.equal(a, c), "the same seed must give the same image, another seed another"
-    assert not model.training, "visualize should put the model in eval mode"
+    assert in_training, "visualize never ran the model"
+    if any(in_training):
+        pytest.fail(f"called on a model in training mode, visualize ran {sum(in_training)} of its {len(in_training)} "
+                    "forward passes in training mode: the model must be in eval mode during the optimization "
+                    "(model.eval() before the loop)")
+    if not after_training:
+        pytest.fail("called on a model in training mode, visualize returned it in eval mode: afterwards the model "
+                    "must be back in the mode it was in before the call (remember model.training, restore it with "
+                    "model.train(...))")
+    if any(in_eval) or after_eval:
+        pytest.fail("called on a model in eval mode, visualize ran it or returned it in training mode: eval mode "
+                    "during the optimization, and afterwards the mode the model was in before the call")
+    if not after_raise:
+        pytest.fail("when the objective raises, visualize leaves a model that was in training mode in eval mode: "
+                    "restore its mode in a finally block")
     assert all(p.grad is None for p in model.parameters()), \
         "the model's parameters got gradients: requires_grad_(False) for the loop (only the image is learned)"
-    assert all(p.requires_grad for p in model.parameters()), "restore the parameters' requires_grad after the loop"
+    assert all(p.requires_grad for p in model.parameters()), \
+        "restore the parameters' requires_grad after the loop, also when the objective raises"
     for bad in (0, 2.5):
         expect_value_error(impl.visualize, model, obj, steps=bad, what=f"visualize(steps={bad!r})",
                            expected="a positive int")
