@@ -42,12 +42,22 @@ SAE_GPT2_SMALL_RES_JB = {
     "source": "SAELens release gpt2-small-res-jb (Bloom, 2024): one standard ReLU SAE per residual stream "
               "input of GPT-2 small, 32x expansion",
     "release": "gpt2-small-res-jb", "architecture": "standard", "d_in": 768, "d_sae": 24576,
-    "hook_name": "blocks.{layer}.hook_resid_pre", "layers": list(range(12)) + [12],
+    "sae_ids": None,  # filled in from SAELens's own registry of the release (saelens_sae_ids)
     "apply_b_dec_to_input": True, "normalize_activations": "none",
     "metadata": {"model_name": "gpt2-small", "context_size": 128, "prepend_bos": True,
                  "dataset_path": "Skylion007/openwebtext",
                  "model_from_pretrained_kwargs": {"center_writing_weights": True}},
 }
+
+
+def saelens_sae_ids(release: str) -> list[str]:
+    """The SAE ids of ``release`` as the installed SAELens lists them (its pretrained_saes.yaml)."""
+    from importlib.resources import files
+
+    import yaml
+
+    registry = yaml.safe_load((files("sae_lens") / "pretrained_saes.yaml").read_text())
+    return [sae["id"] for sae in registry[release]["saes"]]
 
 
 def _non_default(cfg) -> dict:
@@ -99,7 +109,8 @@ def main() -> None:
                               "cfg": _non_default(attn_only_cfg(1)), "tokenizer": NEOX_DIGITS_TOKENIZER},
         "attn-only-2l.json": {"source": f"NeelNanda/Attn_Only_2L512W_C4_Code as TransformerLens {version} loads it",
                               "cfg": _non_default(attn_only_cfg(2)), "tokenizer": NEOX_DIGITS_TOKENIZER},
-        "sae-gpt2-small-res-jb.json": SAE_GPT2_SMALL_RES_JB,
+        "sae-gpt2-small-res-jb.json": {**SAE_GPT2_SMALL_RES_JB,
+                                       "sae_ids": saelens_sae_ids(SAE_GPT2_SMALL_RES_JB["release"])},
     }
     for name, content in files.items():
         (FOLDER / name).write_text(json.dumps(content, indent=2) + "\n")

@@ -101,6 +101,21 @@ def test_sae_has_the_res_jb_shape_and_reads_its_hook(dry):
         dry_run.saelens_sae(sae_id="blocks.8.hook_resid_post")
 
 
+def test_the_dry_runs_sae_ids_are_saelenss_own_for_the_release():
+    """The ids come from SAELens's registry (its pretrained_saes.yaml), not from a pattern of ours: res-jb has
+    blocks.11.hook_resid_post and no blocks.12.hook_resid_pre (issue 25)."""
+    from importlib.resources import files
+
+    import yaml
+
+    spec = dry_run.full_config("sae-gpt2-small-res-jb")
+    registry = yaml.safe_load((files("sae_lens") / "pretrained_saes.yaml").read_text())
+    assert spec["sae_ids"] == [sae["id"] for sae in registry[spec["release"]]["saes"]]
+    assert dry_run.saelens_sae(sae_id="blocks.11.hook_resid_post").cfg.metadata.hook_name == "blocks.11.hook_resid_post"
+    with pytest.raises(KeyError, match="blocks.12.hook_resid_pre"):
+        dry_run.saelens_sae(sae_id="blocks.12.hook_resid_pre")
+
+
 def test_sae_loads_without_saelenss_processing_warning_only_when_the_course_meets_it(dry, monkeypatch):
     # res-jb asks for center_writing_weights=True, which from_pretrained's defaults (the course's) already do
     import warnings

@@ -155,9 +155,8 @@ def saelens_sae(release: str = "gpt2-small-res-jb", sae_id: str = "blocks.8.hook
     from sae_lens.saes.sae import SAEMetadata
 
     spec = full_config(f"sae-{release}")
-    hooks = [spec["hook_name"].format(layer=layer) for layer in spec["layers"]]
-    if sae_id not in hooks:
-        raise KeyError(f"{release} has no SAE {sae_id!r}; ids: {', '.join(hooks)}")
+    if sae_id not in spec["sae_ids"]:  # SAELens's own list for the release
+        raise KeyError(f"{release} has no SAE {sae_id!r}; ids: {', '.join(spec['sae_ids'])}")
     cfg = StandardSAEConfig(
         d_in=spec["d_in"], d_sae=spec["d_sae"], apply_b_dec_to_input=spec["apply_b_dec_to_input"],
         normalize_activations=spec["normalize_activations"],
