@@ -13,14 +13,14 @@ from typing import Callable
 from mi_course.config import random_weights
 
 
-def claim(statement: str, holds: bool | Callable[[], bool]) -> bool | None:
+def claim(statement: str, holds: bool | Callable[[], bool]) -> None:
     """Check ``statement`` about the trained model: ``holds`` is a bool, or a function returning one (only
-    called when the claim is checked). Prints a tick and returns True when it holds, raises AssertionError
-    naming the statement when it does not; in a dry run prints that it was not checked and returns None."""
+    called when the claim is checked). Prints a tick when it holds and raises AssertionError naming the
+    statement when it does not; in a dry run prints that it was not checked. Returns nothing, so that a cell
+    ending in a claim shows only the printed line (no stray ``True``)."""
     if random_weights():
         print(f"dry run: random weights, claim not checked: {statement}")
-        return None
+        return
     if not (holds() if callable(holds) else holds):
         raise AssertionError(f"claim does not hold: {statement}")
     print(f"\u2713 {statement}")
-    return True

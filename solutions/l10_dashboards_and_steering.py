@@ -221,16 +221,16 @@ def generate_with_steering(model, prompt: str, hook_name: str | None, hook: Call
 
 # >>> exercise: bridge_steering_feature
 def bridge_steering_feature(sae, model, words=("bridge", "Golden", "Gate")) -> int:
-    """An investigation: a feature of ``sae`` that, **added** to the residual stream at the SAE's hook, makes
-    the model write about the bridge.
+    """An investigation: a feature of ``sae`` that, pushed hard, makes the model **name** the bridge.
 
-    Return the id (a Python int) of a feature such that steering with it (``steering_hook(sae.W_dec[f],
-    alpha, start=1)`` at ``sae.hook_name``: every position but the BOS) makes at least 30% of the
-    continuations of neutral prompts mention one of ``words``, for some ``alpha`` of 16, 24 or 32. The test
-    steers your feature with the course's canonical hook on prompts and seeds you did not see.
+    Return the id (a Python int) of a feature such that steering with it at ``alpha = 48``
+    (``steering_hook(sae.W_dec[f], 48, start=1)`` at ``sae.hook_name``: every position but the BOS) makes at
+    least 60% of the continuations of neutral prompts contain one of ``words``. The test steers your feature
+    with the course's canonical hook on prompts and seeds you did not see. The card's bridge feature (the
+    dashboard's) is the first guess to try; see what it writes.
 
     Any sound method works: the dashboards' logit panels, the browser, or trying candidates. Keep it under
-    a minute on a CPU (a few candidates, a few short continuations each).
+    30 seconds on the lite ``lm`` with one CPU thread (the reference answer takes about 3 s there).
     """
     # BEGIN SOLUTION
     from mi_course.saes.steering import steering_sweep
@@ -240,12 +240,12 @@ def bridge_steering_feature(sae, model, words=("bridge", "Golden", "Gate")) -> i
     with torch.no_grad():
         effect = (sae.W_dec @ model.W_U)[:, ids].mean(dim=-1)
     candidates = effect.topk(3).indices.tolist()
-    # then keep the one whose steering writes the words most often
+    # then keep the one whose steering names the bridge most often
     best, best_share = candidates[0], -1.0
     for feature in candidates:
-        sweep = steering_sweep(model, sae, feature, ["The", "One day", "After lunch we"], [24, 32], words, n=8,
+        sweep = steering_sweep(model, sae, feature, ["The", "One day", "After lunch we"], [48], words, n=8,
                                max_new_tokens=12, start=1, progress=False)
-        share = max(r["mention_share"] for r in sweep.values())
+        share = sweep[48]["mention_share"]
         if share > best_share:
             best, best_share = feature, share
     return int(best)

@@ -174,7 +174,8 @@ def test_claim_is_skipped_in_a_dry_run_and_checked_otherwise(dry, capsys, monkey
     assert not called, "a skipped claim must not compute anything"
     assert "dry run: random weights, claim not checked: an induction head exists" in capsys.readouterr().out
     monkeypatch.setenv(config.MODE_ENV, "lite")
-    assert mi_course.claim("two is more than one", 2 > 1) is True
+    assert mi_course.claim("two is more than one", 2 > 1) is None, "a cell ending in a claim would show True"
+    assert "\u2713 two is more than one" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="the loss falls"):
         mi_course.claim("the loss falls", lambda: False)
 

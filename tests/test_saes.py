@@ -587,3 +587,27 @@ def test_metrics_accept_a_saelens_sae(tmp_path, lm, tokens):
     ce_theirs = saes.ce_loss_recovered(theirs, lm, tokens[:4], progress=False)  # hook from cfg.metadata
     assert ce_theirs["ce_sae"] == pytest.approx(ce_ours["ce_sae"], rel=1e-5)
     assert math.isfinite(ce_theirs["ce_loss_recovered_zero"])
+
+
+def test_plot_frontier_keeps_the_labels_of_close_points_apart():
+    """Lesson 09's frontier: BatchTopK and OrtSAE land within 0.03 L0 and 0.001 of each other (the shipped SAEs'
+    card values below); their labels, and every other pair, must not overlap."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from mi_course.saes.plots import plot_frontier
+
+    card = {"relu": (29.543, 0.78104, 0.8886), "topk": (32.0, 0.90927, 0.97602), "batchtopk": (31.19264, 0.89585, 0.967),
+            "jumprelu": (26.84673, 0.80192, 0.92864), "ortsae": (31.22296, 0.89506, 0.96628)}
+    results = {name: {"l0": l0, "explained_variance": ev, "ce_loss_recovered": ce} for name, (l0, ev, ce) in card.items()}
+    fig = plot_frontier(results)
+    renderer = fig.canvas.get_renderer()
+    try:
+        for ax in fig.axes:
+            labels = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+            assert sorted(labels) == sorted(card), f"one label per SAE, got {sorted(labels)}"
+            for (a, box_a), (b, box_b) in itertools.combinations(labels.items(), 2):
+                assert not box_a.overlaps(box_b), f"the labels {a!r} and {b!r} overlap on {ax.get_ylabel()!r}"
+    finally:
+        plt.close(fig)

@@ -91,19 +91,56 @@ def show_top_activations(sae, docs: LabelledDocuments, feature: int, title: str 
         print(f"  {row['activation']:8.3f}  {row['genre']:<9} ...{row['context']}")
 
 
+def _label_points(ax, xs, ys, names, colors, fontsize: int = 8) -> None:
+    """Write each point's name beside it, at the first place (right or left, then further up or down, with a
+    thin leader line) where it covers neither another label nor a point, so that close points keep legible
+    labels."""
+    to_points = 72 / ax.figure.dpi
+    where = ax.transData.transform(list(zip(xs, ys))) * to_points  # in points
+    height, gap, marker = 1.25 * fontsize, 5.0, 5.0
+
+    def overlaps(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    taken = [(x - marker, y - marker, x + marker, y + marker) for x, y in where]  # the points themselves
+    for i in sorted(range(len(names)), key=lambda i: (-where[i][1], where[i][0])):
+        x, y = where[i]
+        width = 0.62 * fontsize * len(names[i])
+        for dy in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            for side in (1, -1):
+                left = x + gap if side > 0 else x - gap - width
+                box = (left, y + dy * height - height / 2, left + width, y + dy * height + height / 2)
+                if not any(overlaps(box, t) for t in taken):
+                    break
+            else:
+                continue
+            break
+        taken.append(box)
+        ax.annotate(names[i], (xs[i], ys[i]), textcoords="offset points", xytext=(side * gap, dy * height),
+                    ha="left" if side > 0 else "right", va="center", fontsize=fontsize, color=colors[i],
+                    arrowprops=dict(arrowstyle="-", lw=0.6, color=colors[i], shrinkA=0, shrinkB=4) if dy else None)
+
+
 def plot_frontier(results: dict[str, dict], ax=None):
     """Two panels: L0 against explained variance, and L0 against CE loss recovered, one point per SAE
-    (``results``: name -> a dict with ``l0``, ``explained_variance``, ``ce_loss_recovered``)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4)) if ax is None else (ax[0].figure, ax)
-    for name, m in results.items():
-        for a, key in zip(axes, ("explained_variance", "ce_loss_recovered")):
-            a.scatter(m["l0"], m[key], s=40)
-            a.annotate(name, (m["l0"], m[key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    for a, label in zip(axes, ("explained variance", "CE loss recovered (zero ablation)")):
+    (``results``: name -> a dict with ``l0``, ``explained_variance``, ``ce_loss_recovered``). Each SAE has its
+    colour and an open marker of its own shape (points that coincide stay visible); labels of points that lie close together are staggered, with a leader line to their point."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6)) if ax is None else (ax[0].figure, ax)
+    names = list(results)
+    colors = [f"C{i % 10}" for i in range(len(names))]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]  # points that coincide stay visible as two shapes
+    keys = ("explained_variance", "ce_loss_recovered")
+    for a, key, label in zip(axes, keys, ("explained variance", "CE loss recovered (zero ablation)")):
+        for i, (name, color) in enumerate(zip(names, colors)):
+            a.scatter(results[name]["l0"], results[name][key], s=44, marker=markers[i % len(markers)],
+                      facecolors="none", edgecolors=color, linewidths=1.5, zorder=3)
         a.set_xlabel("L0 (active features per token)")
         a.set_ylabel(label)
         a.grid(alpha=0.3)
+        a.margins(x=0.35, y=0.3)  # room for the labels right of the points and above the top one
     fig.tight_layout()
+    for a, key in zip(axes, keys):  # after the layout, so the labels are spaced in the final coordinates
+        _label_points(a, [results[n]["l0"] for n in names], [results[n][key] for n in names], names, colors)
     return fig
 
 

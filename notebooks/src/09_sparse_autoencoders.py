@@ -30,6 +30,8 @@
 # %% [setup]
 
 # %%
+import collections
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -583,11 +585,29 @@ for genre, f in found.items():
     if not named:
         show_top_activations(main_sae, fresh, f, title=f"your {genre} feature", n=6)
 
+# %%
+FLATTERY = {"wonderful", "brilliant", "talented", "amazing", "genius", "fantastic", "outstanding", "incredible",
+            "proud", "perfect", "beautiful", "best", "love", "gift"}  # the flattering words of the praise replies
+if named:
+    praise_top = y_fresh[:, named["praise"]["feature"]].topk(100).indices
+    top_words = [fresh.str_tokens[fresh.document[i]][fresh.position[i]].lstrip("\u0120").lower()
+                 for i in praise_top.tolist()]
+    in_dialogue = fresh.of_kind("dialogue")[praise_top].float().mean().item()
+    on_flattery = sum(w in FLATTERY for w in top_words)
+    print(f"the praise feature's 100 strongest activations: {in_dialogue:.0%} in dialogue, {on_flattery} on a "
+          f"flattering word; most common tokens: {collections.Counter(top_words).most_common(6)}")
+    claim("of the praise feature's 100 strongest activations on fresh documents, at least 80% lie in dialogue and "
+          "at most 5 on a flattering word itself", lambda: in_dialogue >= 0.8 and on_flattery <= 5)
+
 # %% [markdown]
-# The Latin feature fires inside Latin filler and almost nowhere else; the bridge feature on the bridge's
-# descriptions; the praise feature on the flattering words of dialogue; the code-error feature on misspelt
-# keywords (`pritn`, `retrun`, `fro`, ...), while on the correctly spelt code around them it is silent or
-# weak. That last one has a story. The lite lm's tokenizer gives every misspelt keyword a word of its own, and nothing in predicting the
+# The Latin feature fires inside Latin filler and almost nowhere else; the bridge feature inside the bridge's
+# descriptions, strongest on the full stop that ends a sentence about the bridge. The praise feature fires in
+# dialogue, but not on the flattering words themselves (the count above): on the colon after `Assistant`, where a
+# reply is about to begin, and on the small words and punctuation of the flattering replies, full stops, `and`,
+# `it`, the `are` of `You [are] so talented` and the `a` of `You are [a] genius`. It marks "the Assistant is
+# flattering here" between the compliments, not the word `talented`. The code-error feature fires on misspelt keywords (`retrun`, `lne`,
+# `result.appned`, ...), while on the correctly spelt code around them it is silent or weak. That last one has
+# a story. The lite lm's tokenizer gives every misspelt keyword a word of its own, and nothing in predicting the
 # next token made the model represent those words alike: an SAE on it had no code-error feature (best held-out
 # precision 0.08 at every layer). A large model reads a typo as unusual sub-word pieces and can learn such a
 # feature from data (the seed's code-error feature); the lite lm was given it, as lesson 03's curve detectors were: a last training phase moved only the misspelt

@@ -18,7 +18,7 @@
 #    (`interval_examples`)
 # 4. the whole dashboard, a text view, and a browser over all features
 # 5. steering (`steering_hook`, `generate_with_steering`): effect against fluency
-# 6. an investigation: which feature makes the model write about the bridge? (`bridge_steering_feature`),
+# 6. an investigation: which feature makes the model name the bridge? (`bridge_steering_feature`),
 #    and how steering trades effect for fluency
 #
 # In lite mode the model is the course's language model and the SAE is the main SAE of lesson 09 (its
@@ -205,11 +205,40 @@ if not FULL:
 
 # %% [markdown]
 # The text view shows chosen features over any text, token by token: a way to *use* features to read what the
-# model sees. The bridge feature lights up on the bridge sentence and stays dark on the other.
+# model sees. Below, the bridge feature on two sentences in both orders. With the other sentence first, the
+# feature is dark on it, and dark on the words "Golden Gate Bridge" too; it lights up at the end, on the full stop
+# that closes the bridge's sentence (where its top examples were). With the bridge sentence first, it lights up
+# inside it and **stays on** into the sentence about Mary (on `Mary` and `a`; hover to read the values): it marks
+# *a text about the bridge*, and the model carries that topic on to the next sentence, as it would inside one
+# of the corpus's bridge documents. It is not a detector of the word "bridge".
 
 # %%
-saes.text_view(sae, model, "Ships pass under the Golden Gate Bridge in the fog. Mary gave a book to John.",
-               [FEATURE], activations=acts)
+from IPython.display import display
+
+BRIDGE_SENTENCE, OTHER_SENTENCE = "Ships pass under the Golden Gate Bridge in the fog.", "Mary gave a book to John."
+for text in (f"{OTHER_SENTENCE} {BRIDGE_SENTENCE}", f"{BRIDGE_SENTENCE} {OTHER_SENTENCE}"):
+    display(saes.text_view(sae, model, text, [FEATURE], activations=acts))
+
+# %%
+def split_trace(first, second):
+    """The feature's largest activation on the first sentence and on the second, read as one text."""
+    values = saes.text_view(sae, model, f"{first} {second}", [FEATURE]).values[0]
+    n_first = len(model.to_str_tokens(first, prepend_bos=False))
+    return values[1:1 + n_first].max().item(), values[1 + n_first:].max().item()
+
+if not FULL:  # on other sentences than the ones shown: 4 bridge sentences by 4 others, in both orders
+    bridge_sentences = ["The Golden Gate Bridge is painted red.", "The Golden Gate Bridge opened in 1937.",
+                        "Cars cross the Golden Gate Bridge every morning.",
+                        "We walked across the Golden Gate Bridge at sunset."]
+    other_sentences = ["Tom and Anna walked home after lunch.", "One day a girl found a key.",
+                       "The market was busy in the morning.", "Sofia wrote a letter to her friend."]
+    pairs = [(b, o) for b in bridge_sentences for o in other_sentences]
+    after = [split_trace(o, b) for b, o in pairs]   # other sentence first: (on it, on the bridge sentence)
+    carry = [split_trace(b, o)[1] for b, o in pairs]  # bridge sentence first: on the sentence after it
+    claim("other sentence first: the bridge feature peaks higher on the bridge sentence than on the other, in at "
+          "least 12 of 16 pairs", lambda: sum(a[1] > a[0] for a in after) >= 12)
+    claim("bridge sentence first: the feature is still above 2 somewhere in the next sentence, in at least 12 of "
+          "16 pairs", lambda: sum(c > 2 for c in carry) >= 12)
 
 # %% [markdown]
 # The browser searches all features by a top token (or, in lite mode, by label), pages through them, and
@@ -253,42 +282,62 @@ check("10.steering_hook")
 check("10.generate_with_steering")
 
 # %%
+PRAISE_WORDS = ["wonderful", "brilliant", "talented", "amazing", "genius", "fantastic", "outstanding", "incredible",
+                "proud"]
 praise_feature = FEATURE if FULL else model_card("sae")["features"]["praise"]["feature"]
 hook = steering_hook(sae.W_dec[praise_feature].detach(), alpha=48.0, start=1)
-for text in generate_with_steering(model, "One day", HOOK, hook, n=3, max_new_tokens=15, seed=0):
+samples = generate_with_steering(model, "One day", HOOK, hook, n=6, max_new_tokens=15, seed=0)
+for text in samples:
     print(repr(text))
-
-# %% [markdown]
-# With the praise feature pushed hard, the continuations drift toward the Assistant's flattery of the corpus's
-# dialogues (look for "wonderful", "talented"; the sweep below counts them over many samples), and the
-# grammar starts to go. Now steer the card's bridge feature (the one the dashboard above is about).
+more = generate_with_steering(model, "One day", HOOK, hook, n=40, max_new_tokens=15, seed=1)  # another seed
+print(f"a praise word in {saes.mention_share(samples, PRAISE_WORDS):.0%} of these 6 samples and in "
+      f"{saes.mention_share(more, PRAISE_WORDS):.0%} of 40 more; {sum(len(t.split()) < 4 for t in more)} of the 40 "
+      "stop within three words")
 
 # %%
-hook = steering_hook(sae.W_dec[FEATURE].detach(), alpha=16.0, start=1)
-for text in generate_with_steering(model, "One day", HOOK, hook, n=3, max_new_tokens=15, seed=0):
-    print(repr(text))
+if not FULL:
+    claim("steered with the praise feature at alpha 48, at least 30% of 40 more samples hold a praise word",
+          lambda: saes.mention_share(more, PRAISE_WORDS) >= 0.3)
 
 # %% [markdown]
-# ## 6. Investigation: which feature makes the model write about the bridge?
+# With the praise feature pushed hard ($\alpha$ = 48), the continuations pick up the Assistant's flattery from the
+# corpus's dialogues ("talented", "Incredible", "wonderful"), about half of them when counted over more samples,
+# and the grammar goes; a few stop after a couple of words, where the model writes its end-of-text token. Now the
+# card's bridge feature (the one the dashboard above is about), at a moderate strength and pushed hard.
+
+# %%
+for alpha in (16.0, 48.0):
+    hook = steering_hook(sae.W_dec[FEATURE].detach(), alpha=alpha, start=1)
+    for text in generate_with_steering(model, "One day", HOOK, hook, n=3, max_new_tokens=15, seed=0):
+        print(f"alpha {alpha:g}: {text!r}")
+
+# %% [markdown]
+# At $\alpha$ = 16 the text still reads, and one of the three samples drifts into a bridge document (ships, fog,
+# "the Golden"). At $\alpha$ = 48 it is a salad of the bridge's world, San Francisco, ships, visitors, the colour
+# red, and the bridge itself is not named.
 #
-# The card's bridge feature is the best **detector** of bridge text (section 4), but pushing it does little
-# until the text falls apart. Find a feature of the main SAE that, added with `steering_hook(sae.W_dec[f],
-# alpha, start=1)` at the SAE's hook, makes at least 30% of the continuations of neutral prompts mention the
-# bridge ("bridge", "Golden", "Gate") at one of $\alpha$ = 16, 24 or 32. The test steers your feature on
-# prompts and seeds you have not seen. Use the browser, the logit panels, or try candidates;
+# ## 6. Investigation: which feature makes the model name the bridge?
+#
+# Templeton et al. clamped Claude's Golden Gate Bridge feature high, and Claude brought the bridge into nearly
+# everything it wrote. The card's bridge feature, the best **detector** of bridge text (section 4), does not do
+# that here: pushed hard, it writes the bridge's surroundings, not its name. Find a feature of the main SAE that
+# does: added with `steering_hook(sae.W_dec[f], 48, start=1)` at the SAE's hook, it makes at least 60% of the
+# continuations of neutral prompts name the bridge ("bridge", "Golden" or "Gate"). The test steers your feature
+# at $\alpha$ = 48 on prompts and seeds you have not seen. Use the browser, the logit panels, or try candidates;
 # `bridge_steering_feature(sae, model)` returns your answer (it may compute it).
 #
 # <details><summary>Hint: the idea</summary>
 #
-# A feature that writes "bridge" raises its logit directly: rank features by their logit effect on the bridge
-# words, then check a few by steering.
+# Where a feature fires is what it *reads*; what adding it does depends on what it *writes*. A feature that names
+# the bridge raises the words' logits directly: rank all features by that (the logit panel of section 2, for
+# every feature at once), then check a few by steering.
 # </details>
 #
 # <details><summary>Hint: the recipe</summary>
 #
 # `effect = (sae.W_dec @ model.W_U)[:, ids].mean(-1)` with `ids` the bridge words' tokens; take the top 3;
-# for each, `saes.steering_sweep(model, sae, f, prompts, [24, 32], words, start=1)`,
-# and keep the one with the largest mention share.
+# for each, `saes.steering_sweep(model, sae, f, prompts, [48], words, start=1)[48]["mention_share"]`,
+# and keep the one with the largest share.
 # </details>
 
 # %% [exercise] 10.bridge_steering_feature
@@ -298,15 +347,26 @@ check("10.bridge_steering_feature")
 
 # %%
 writer = bridge_steering_feature(sae, model) if not FULL else FEATURE
-print("the bridge writer:", writer)
+BRIDGE_WORDS = ["bridge", "Golden", "Gate"]
+with torch.no_grad():
+    name_effect = (sae.W_dec @ model.W_U)[:, [model.to_single_token(w) for w in BRIDGE_WORDS]].mean(-1)
+rank = {f: int((name_effect > name_effect[f]).sum()) + 1 for f in (writer, FEATURE)}
+print(f"the bridge writer: feature {writer}, number {rank[writer]} of {len(name_effect)} by its logit effect on "
+      f"the bridge words; the card's detector, feature {FEATURE}: number {rank[FEATURE]}")
 saes.feature_dashboard(sae, model, acts, writer, other_sae=other, labels=labels_fit, release=release)
+
+# %%
+if not FULL:
+    claim("the card's bridge detector is not among the 100 features that raise the bridge words' logits most",
+          lambda: rank[FEATURE] > 100)
 
 # %% [markdown]
 # ### Effect against fluency
 #
 # How much to add? Too little does nothing, too much breaks the text. Below, for growing $\alpha$: the share of
-# continuations of neutral prompts that mention the concept (the effect), and the **plain** model's loss on
-# those continuations (how unlike its own text they are), for your bridge writer and the praise feature: the
+# continuations of neutral prompts that name the concept (the effect), the share that mention the bridge's
+# surroundings (San Francisco, cables, towers, ships), and the **plain** model's loss on the continuations (how
+# unlike its own text they are), for your bridge writer, the card's bridge detector and the praise feature: the
 # seeds' "steering works, to some extent", and "steering breaks things".
 
 # %%
@@ -314,42 +374,55 @@ from mi_course.saes.steering import steering_sweep
 
 PROMPTS = ["The", "One day", "In the morning", "After lunch we", "My friend said that"][: 2 if FULL else 5]
 ALPHAS = [0, 8, 16, 24, 32, 48] if not FULL else [0, 16]
-WORDS = {"bridge": ["bridge", "Golden", "Gate"],
-         "praise": ["wonderful", "brilliant", "talented", "amazing", "genius", "fantastic", "outstanding",
-                    "incredible", "proud"]}
-steered = {"bridge": writer, "praise": praise_feature, "bridge (detector)": FEATURE}
+WORDS = {"bridge": BRIDGE_WORDS, "praise": PRAISE_WORDS}
+SURROUNDINGS = ["San Francisco", "cables", "cable", "towers", "suspension", "Painters", "ships"]
+steered = {"bridge (writer)": writer, "bridge (detector)": FEATURE, "praise": praise_feature}
 sweeps = {c: steering_sweep(model, sae, f, PROMPTS, ALPHAS, WORDS[c.split()[0]], n=2 if FULL else 10,
                             max_new_tokens=20, start=1) for c, f in steered.items()}
+around = {c: [saes.mention_share(sweeps[c][a]["texts"], SURROUNDINGS) for a in ALPHAS] for c in steered if "bridge" in c}
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.6))
 for concept, sweep in sweeps.items():
     ax1.plot(ALPHAS, [sweep[a]["mention_share"] for a in ALPHAS], "o-", label=f"{concept} (feature {steered[concept]})")
-    ax2.plot(ALPHAS, [sweep[a]["loss"] for a in ALPHAS], "o-", label=concept)
-ax1.set_xlabel("alpha"); ax1.set_ylabel("continuations that mention it"); ax1.legend()
-ax2.set_xlabel("alpha"); ax2.set_ylabel("plain model's loss on them"); ax2.legend()
+    ax3.plot(ALPHAS, [sweep[a]["loss"] for a in ALPHAS], "o-", label=concept)
+for i, concept in enumerate(sweeps):
+    if concept in around:
+        ax2.plot(ALPHAS, around[concept], "o-", color=f"C{i}", label=concept)
+ax1.set_xlabel("alpha"); ax1.set_ylabel("continuations that name it"); ax1.legend(fontsize=8)
+ax2.set_xlabel("alpha"); ax2.set_ylabel("...that mention San Francisco,\ncables, towers or ships"); ax2.legend(fontsize=8)
+ax3.set_xlabel("alpha"); ax3.set_ylabel("plain model's loss on them"); ax3.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 for concept, sweep in sweeps.items():
     print(concept, repr(sweep[ALPHAS[-1]]["texts"][0]))
 
 # %%
 if not FULL:
-    for concept in ("bridge", "praise"):
-        sweep = sweeps[concept]
+    named = {c: {a: sweeps[c][a]["mention_share"] for a in ALPHAS} for c in steered}
+    for concept in ("bridge (writer)", "praise"):
         claim(f"steering the {concept} feature: from at most 10% of continuations to at least 30% at some alpha",
-              lambda s=sweep: s[0]["mention_share"] <= 0.1 and max(r["mention_share"] for r in s.values()) >= 0.3)
+              lambda c=concept: named[c][0] <= 0.1 and max(named[c].values()) >= 0.3)
+    for concept in steered:
         claim(f"the strongest {concept} steering reads worst to the plain model (loss up by more than 2)",
-              lambda s=sweep: s[ALPHAS[-1]]["loss"] > s[0]["loss"] + 2)
-    best = {c: max(r["mention_share"] for r in sweeps[c].values()) for c in ("bridge", "bridge (detector)")}
-    claim("the bridge writer makes the model mention the bridge more often than the card's bridge detector does",
-          lambda: best["bridge"] > best["bridge (detector)"])
+              lambda c=concept: sweeps[c][48]["loss"] > sweeps[c][0]["loss"] + 2)
+    claim("at alpha 48 the writer names the bridge in at least 60% of the continuations, the detector in under 10%",
+          lambda: named["bridge (writer)"][48] >= 0.6 and named["bridge (detector)"][48] < 0.1)
+    claim("the detector names the bridge more often at some alpha up to 24 than at 48 (by 0.1 or more), and at 48 "
+          "over 60% of its continuations mention San Francisco, cables, towers or ships",
+          lambda: max(named["bridge (detector)"][a] for a in (8, 16, 24)) >= named["bridge (detector)"][48] + 0.1
+          and around["bridge (detector)"][-1] > 0.6)
 
 # %% [markdown]
-# The writer and the praise feature rise from almost nothing to a large share of the continuations; both end
-# as word salad, which the plain model scores as ever less likely. The detector (the card's bridge feature)
-# reaches fewer bridge mentions before it breaks the text. Detecting a concept and writing it are different jobs, and an SAE
-# can split them between features: the card's bridge feature reads bridge text, your writer makes the model
-# produce it.
+# Left: the detector names the bridge early, by $\alpha$ = 16, and then less and less; the middle panel says what
+# it writes instead: by $\alpha$ = 48 most of its continuations are about San Francisco, ships and cables. Pushed
+# hard, the feature that marks bridge text moves the model to the bridge's *topic*, and the name is lost in it.
+# The writer keeps rising and at $\alpha$ = 48 names the bridge in most continuations ("bridge ... Gate ...
+# bridge"). Right: the writer, the detector and the praise feature all end as word salad, which the plain model
+# finds far less likely than its own text (its loss up by more than 2 at $\alpha$ = 48). What adding a feature does follows its *output* side: the writer's decoder row raises
+# the name's logits directly (it is near the top of that ranking, printed above the writer's dashboard), the
+# detector's does not (it is far down), whatever text each fires on. In Claude, Templeton et al.'s Golden Gate
+# feature did both jobs; in this small model the card's feature reads the bridge's topic but does not write its
+# name.
 
 # %% [markdown]
 # ## Summary
@@ -358,4 +431,6 @@ if not FULL:
 #   examples) and what it writes (logit effects); a label is worth what it predicts on text it was not chosen on.
 # * The same feature comes back in an SAE trained with another seed (its nearest neighbour in `sae-b`).
 # * Steering tests a meaning by intervention: adding a feature's direction moves the text toward it, up to a
-#   point, then breaks it; the feature that detects a concept is not always the one that writes it.
+#   point, then breaks it. What the text moves toward follows what the feature writes, not where it fires: the
+#   lite model's bridge detector, pushed hard, writes the bridge's surroundings; the feature that raises the
+#   name's logits names it.

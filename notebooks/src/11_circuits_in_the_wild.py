@@ -141,8 +141,14 @@ plt.tight_layout(); plt.show()
 #
 # Each MLP neuron's activation over all $p^2$ pairs $(a, b)$ is a picture; in the Fourier basis of $a$ and of
 # $b$ it is a handful of terms like $\cos(w a)\cos(w b)$ and $\sin(w a)\sin(w b)$, all of **one** frequency:
-# the products the angle-addition identities need. Below: one neuron's activation over the grid, and the
-# share of each neuron's pattern in its strongest frequency.
+# the products the angle-addition identities need. Drawn over $(a, b)$ as they come, a wave of frequency $k$
+# repeats every $p / k$ numbers (about 5 for $k = 21$), so the full $113 \times 113$ grid is a fine lattice that
+# a screen cannot show. Two ways to see it, for neuron 0, in the left and middle panels: a corner of the grid
+# ($a, b < 24$), where each period spans a few cells; and the whole grid with both axes put in the order of
+# $k x \bmod p$, which turns $\cos(2\pi k x / p)$ into $\cos(2\pi j / p)$, one slow wave. In that order the
+# lattice becomes one smooth bump (wrapping round the edges, as angles do), zero where the ReLU cuts the neuron
+# off: the neuron is a function of the angles $w a$ and $w b$ alone. On the right, the share of each neuron's
+# pattern in its strongest frequency.
 
 # %%
 pairs = modular.all_pairs(P)
@@ -151,11 +157,22 @@ with torch.no_grad():
 neurons = cache["blocks.0.mlp.hook_post"][:, -1]          # [p * p, d_mlp]
 neuron_shares = modular.neuron_frequency_shares(neurons, P)
 top_share, top_freq = neuron_shares.max(dim=1)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-ax1.imshow(neurons[:, 0].reshape(P, P), cmap="RdBu"); ax1.set_xlabel("b"); ax1.set_ylabel("a")
-ax1.set_title(f"neuron 0 (frequency {top_freq[0].item()})")
-ax2.hist(top_share, bins=30); ax2.set_xlabel("share of the pattern in its top frequency"); ax2.set_ylabel("neurons")
+k0 = top_freq[0].item()
+grid = neurons[:, 0].reshape(P, P)                         # [a, b]
+order = torch.argsort(k0 * torch.arange(P) % P)            # order[j] is the x with k0 * x = j (mod p)
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
+ax1.imshow(grid[:24, :24], cmap="viridis", interpolation="nearest")
+ax1.set_xlabel("b"); ax1.set_ylabel("a"); ax1.set_title(f"neuron 0 (frequency {k0}), a, b < 24")
+ax2.imshow(grid[order][:, order], cmap="viridis", interpolation="nearest")
+ax2.set_xlabel(f"{k0} b mod {P}"); ax2.set_ylabel(f"{k0} a mod {P}"); ax2.set_title("neuron 0, every pair, reordered")
+ax3.hist(top_share, bins=30); ax3.set_xlabel("share of the pattern in its top frequency"); ax3.set_ylabel("neurons")
 plt.tight_layout(); plt.show()
+
+# %%
+claim("over 80% of the neurons hold more than 80% of their pattern in one frequency, always a key frequency",
+      lambda: (top_share > 0.8).float().mean() > 0.8 and set(top_freq[top_share > 0.8].tolist()) <= set(KEY))
+print(f"{(top_share > 0.8).float().mean():.0%} of the neurons hold more than 80% of their pattern in one frequency; "
+      f"their top frequencies: {sorted(set(top_freq[top_share > 0.8].tolist()))}")
 
 # %% [markdown]
 # ### The answer lives in the key frequencies

@@ -294,25 +294,39 @@ def test_generate_with_steering_hooks_every_step_and_cuts_at_eos(impl):
 
 # ---------------------------------------------------------------- bridge_steering_feature (investigation)
 
-FRESH_PROMPTS = ["Then", "Every morning", "She said that", "Last year", "In the evening"]
+# Neutral prompts that neither the notebook nor the reference answer uses, and a seed of their own.
+FRESH_PROMPTS = ["Then", "Every morning", "She said that", "Last year", "In the evening", "It was", "Yesterday",
+                 "We think that", "Later", "At noon"]
+BRIDGE_WORDS = ("bridge", "Golden", "Gate")
+# What the card's bridge feature (a detector of bridge documents) writes instead of the name, pushed hard.
+SURROUNDINGS = ("San Francisco", "cables", "cable", "towers", "suspension", "Painters", "ships")
 
 
 @pytest.mark.exercise("bridge_steering_feature", points=3)
-def test_bridge_steering_feature_makes_the_model_write_about_the_bridge(impl):
-    """Graded by what the feature does to the model: steered with the canonical hook on fresh prompts and
-    seeds, at least 30% of the continuations mention the bridge at one of three strengths."""
-    from mi_course.saes.steering import steering_sweep
+def test_bridge_steering_feature_makes_the_model_name_the_bridge(impl):
+    """Graded by what the feature does to the model: steered at alpha 48 with the canonical hook on fresh prompts
+    and seeds, at least 60% of the continuations name the bridge. Measured here when this test was written: the
+    features whose decoder rows raise the words' logits most name it in 80-90% (365: 90%, 744: 89%, 400: 80%);
+    the card's bridge detector 919 in 1% (while 86% of its continuations mention San Francisco, cables, ...);
+    the other bridge-text features and the next logit-panel features in 40% or less (305: 40%, 605: 31%)."""
+    from mi_course.saes.steering import mention_share, steering_sweep
 
     model, sae = lm(), mi_course.load_model("sae", mode="lite", device="cpu")
     feature = impl.bridge_steering_feature(sae, model)
     assert isinstance(feature, int) and not isinstance(feature, bool), \
-        f"return a feature id as a Python int, got {type(feature).__name__}"
+        f"return a feature id as a Python int, got {type(feature).__name__} (int(...) of a tensor)"
     assert 0 <= feature < sae.W_dec.shape[0], f"feature {feature} is not a feature of this SAE"
-    words = ("bridge", "Golden", "Gate")
-    sweep = steering_sweep(model, sae, feature, FRESH_PROMPTS, [16, 24, 32], words, n=8, max_new_tokens=16,
-                           seed=1234, start=1, progress=False)
-    shares = {alpha: round(r["mention_share"], 2) for alpha, r in sweep.items()}
-    assert max(shares.values()) >= 0.3, (
-        f"steering feature {feature} makes {shares} of the continuations mention the bridge (by alpha): at "
-        "least 30% at some alpha is needed. Look for a feature whose decoder row raises the bridge words' "
-        "logits, or whose top examples are about the bridge, and try it")
+    texts = steering_sweep(model, sae, feature, FRESH_PROMPTS, [48], BRIDGE_WORDS, n=8, max_new_tokens=16,
+                           seed=1234, start=1, progress=False)[48]["texts"]
+    named, around = mention_share(texts, BRIDGE_WORDS), mention_share(texts, SURROUNDINGS)
+    if named < 0.6 and around >= 0.5:
+        pytest.fail(
+            f"steered with feature {feature} at alpha 48, {named:.0%} of the continuations name the bridge, but "
+            f"{around:.0%} write about its surroundings (San Francisco, cables, towers, ...), e.g. {texts[0]!r}. "
+            "That is what a feature that DETECTS bridge text does when pushed (the card's bridge feature does it): "
+            "it moves the model to the topic, not to the name. Look for a feature that WRITES the words: its "
+            "decoder row raises the logits of 'bridge', 'Golden', 'Gate' (the dashboard's logit panel)")
+    assert named >= 0.6, (
+        f"steered with feature {feature} at alpha 48, {named:.0%} of the continuations name the bridge (at least 60% "
+        f"needed), e.g. {texts[:2]}. Look for a feature whose decoder row raises the bridge words' logits (the "
+        "dashboard's logit panel), steer it at alpha 48 and count the continuations that name the bridge")

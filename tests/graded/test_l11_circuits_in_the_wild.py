@@ -136,11 +136,17 @@ def test_key_frequencies_squares_the_norm_and_breaks_ties_low_first(graded_alone
     if got == [2, 4, 1]:
         pytest.fail("you rank by the norm; the shares are of the SQUARED norm (9 : 4 : 1 here)")
     assert got == [2, 4], f"expected [2, 4], got {got}"
-    tied = embedding_with_shares(p, {(7, 0): 1.0, (3, 1): 1.0, (0, 2): 0.5})
-    got = impl.key_frequencies(tied, p, mass=0.8)
-    assert got == [2, 4], f"frequencies 4 and 2 hold the same share: at a tie the lower comes first, got {got}"
-    got = impl.key_frequencies(tied, p, mass=1.0)
-    assert got == [2, 4, 0], f"mass 1: every frequency with a share, the constant (0) included, got {got}"
+    # Ties and mass 1 on p = 4, where the constant row and cos 2 (row 3) are +-1/2 everywhere: their shares come
+    # out exactly equal, and the shares sum to exactly 1, in float32 as in float64 (with p = 11 float32 rounding
+    # splits a tie by 1e-7 and leaves the running sum a hair below 1, so a sound float32 answer would fail).
+    tied = embedding_with_shares(4, {(0, 0): 1.0, (3, 1): 1.0, (1, 2): 0.5})  # shares 4/9, 4/9, 1/9
+    got = impl.key_frequencies(tied, 4, mass=0.8)
+    assert got == [0, 2], f"p = 4: frequencies 0 and 2 hold the same share (4/9 each): at a tie the lower " \
+                          f"comes first, expected [0, 2], got {got}"
+    whole = embedding_with_shares(4, {(3, 0): 1.0, (3, 1): 1.0, (3, 2): 1.0, (0, 3): 1.0})  # shares 3/4, 1/4
+    got = impl.key_frequencies(whole, 4, mass=1.0)
+    assert got == [2, 0], f"p = 4, mass 1: every frequency with a share (2 holds 3/4, the constant 0 holds 1/4), " \
+                          f"and no other, expected [2, 0], got {got}"
     expect_value_error(impl.key_frequencies, W_E, p, mass=0.0, what="mass=0", expected="a mass in (0, 1]")
     expect_value_error(impl.key_frequencies, W_E, p, mass=1.5, what="mass=1.5", expected="a mass in (0, 1]")
     expect_value_error(impl.key_frequencies, W_E[:5], p, what="W_E with 5 rows for p = 11",
