@@ -5,7 +5,7 @@ Images are RGB float tensors ``[3, height, width]`` in [0, 1], one photo at a ti
 ``image[None]``). A *layer* is a module name from ``model.named_modules()`` (``"conv4"`` in the lite CNN,
 ``"mixed4c"`` in InceptionV1). Models want their own input scaling: ``input_transform(model)`` turns a batch
 in [0, 1] into what the model takes (the lite CNNs take it as is; lucent's InceptionV1 wants ``x * 255 - 117``).
-``layer_activations(model, batch, layer)`` (from :mod:`mi_course.vision.photos`) does both: it scales the batch,
+``layer_output(model, batch, layer)`` (from :mod:`mi_course.vision.photos`) does both: it scales the batch,
 runs the model up to ``layer`` and returns that layer's output with the gradient graph kept, leaving no hook.
 """
 
@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 
 from mi_course.vision.featurevis import input_transform  # noqa: F401 (for your own forward pass)
-from mi_course.vision.photos import class_logits, layer_activations  # noqa: F401 (for your answers)
+from mi_course.vision.photos import class_logits, layer_output  # noqa: F401 (for your answers)
 
 
 # >>> exercise: dream_step
@@ -25,15 +25,16 @@ def dream_step(model: torch.nn.Module, image: Float[torch.Tensor, "3 height widt
                lr: float = 0.01) -> Float[torch.Tensor, "3 height width"]:
     """One step of DeepDream: gradient **ascent** on the photo itself, on ``layer``'s activation norm.
 
-    The objective is the mean of the squares of ``layer``'s activations for ``image`` (every channel and
-    position: ``acts.pow(2).mean()``). Take its gradient ``g`` with respect to the image and **normalize** it:
-    divide by its mean absolute value (plus ``1e-8``, for a layer that is silent), so that a step moves a pixel
-    by ``lr`` on average whatever the layer's scale (dividing by its standard deviation is accepted too). Step
-    uphill, ``image + lr * g``, and clamp to [0, 1].
+    The objective is ``layer``'s activation norm for ``image``: the mean of the squares of all its activations
+    (every channel and position), with the model's own input scaling applied. With ``g`` its gradient with
+    respect to the image, the result is ``clamp(image + lr * g / (mean(|g|) + 1e-8), 0, 1)``: the gradient is
+    **normalized** by its mean absolute value (the ``1e-8`` for a layer that is silent), so that a step moves a
+    pixel by ``lr`` on average whatever the layer's scale (normalizing by its standard deviation is accepted
+    too), and the pixels stay valid.
 
-    The model may sit on another device than the image: compute on the model's device
-    (``next(model.parameters()).device``) and return on the image's. Returns a new ``[3, height, width]``
-    tensor without a gradient graph; ``image`` itself is not changed, and no hook stays on the model.
+    The model may sit on another device than the image; the result is on the image's device. Returns a new
+    ``[3, height, width]`` tensor without a gradient graph; ``image`` itself is not changed, and no hook stays
+    on the model.
 
     Raises:
         ValueError: if ``image`` is not a float tensor ``[3, height, width]``, ``lr`` is not a number > 0, or
@@ -50,9 +51,8 @@ def octave_pyramid(image: Float[torch.Tensor, "3 height width"], n_octaves: int 
 
     Octave ``k`` counted from the full size (``k = n_octaves - 1, ..., 1, 0``) is the photo resized to
     ``round(height / scale**k)`` by ``round(width / scale**k)`` pixels; the last entry (``k = 0``) is the
-    photo itself, a copy. Resize the whole photo (do not crop), e.g. with
-    ``torch.nn.functional.interpolate(image[None], size=..., mode="bilinear", antialias=True)[0]``
-    (antialiasing keeps a smaller octave a smaller photo rather than a sample of its pixels). Returns a list
+    photo itself, a copy. Every octave is the **whole** photo (not a crop), resampled bilinearly with
+    antialiasing, so that a smaller octave is a smaller photo rather than a sample of its pixels. Returns a list
     of ``n_octaves`` tensors ``[3, h, w]``; ``image`` itself is not changed.
 
     Raises:
@@ -70,17 +70,17 @@ def deep_dream(model: torch.nn.Module, image: Float[torch.Tensor, "3 height widt
     """DeepDream (Mordvintsev, Olah and Tyka, 2015): ``steps`` calls of your ``dream_step`` at each octave of
     your ``octave_pyramid(image, octaves, octave_scale)``, smallest octave first.
 
-    * **Octaves.** Keep the *detail*, what the dream has added so far: zeros at the smallest octave. At each
-      octave, resize the detail to that octave's size (``interpolate(..., mode="bilinear")``), add it to that
-      octave of the photo, dream, and keep ``detail = dreamed - octave`` for the next. The photo's own fine
-      detail comes from its larger octave, so nothing is lost by upsampling.
-    * **Random shifts.** Before each step roll the image by a random ``(dy, dx)``,
-      ``image.roll((dy, dx), dims=(1, 2))``, call ``dream_step(model, rolled, layer, lr)``, and roll the
-      result back by ``(-dy, -dx)``: the network's strides then land on a different pixel grid at every step,
-      and the photo stays where it was. Draw the shifts from your own generator,
-      ``generator = torch.Generator().manual_seed(seed)`` (made once per call), one pair per step:
-      ``dy, dx = torch.randint(-shift, shift + 1, (2,), generator=generator).tolist()``.
-    * **Clamping.** Return the last octave's dream clamped to [0, 1].
+    * **Octaves.** Each octave's dream starts from that octave of the photo plus the *detail*, what the dream
+      has added so far (nothing at the smallest octave), resized bilinearly to the octave's size; after its
+      steps, the detail is what they added to that octave. Only the detail is resized up, never the dreamed
+      image, so the photo keeps its own fine detail (it comes from the photo's larger octave).
+    * **Random shifts.** Each step dreams the image rolled by ``(dy, dx)`` pixels along (height, width), as
+      ``image.roll((dy, dx), dims=(1, 2))`` rolls it, and rolls the result back by ``(-dy, -dx)``: the
+      network's strides land on a different pixel grid at every step, and the photo stays where it was. The
+      shifts are reproducible: one pair per step, in the order the steps run, integers uniform in
+      ``[-shift, shift]``, drawn two at a time by ``torch.randint`` from one ``torch.Generator`` seeded with
+      ``seed`` when the call starts (the test checks where each step's change lands).
+    * **Clamping.** The result, the last octave's dream, is clamped to [0, 1].
 
     Returns a new ``[3, height, width]`` tensor (the photo's size) without a gradient graph; ``image`` itself
     is not changed. The same ``seed`` gives the same dream.
@@ -99,15 +99,13 @@ def dream_layer_for(model: torch.nn.Module, photos: Sequence[Float[torch.Tensor,
     """An investigation: at which of ``layers`` should you dream to make the model see more of class
     ``target``?
 
-    Return the layer whose dream raises the logit of class ``target`` most, on average over ``photos``. The
-    test measures each layer's dream with the course's ``deep_dream`` at its defaults (``steps=10, lr=0.01,
-    octaves=3, octave_scale=1.4, shift=8, seed=0``) on photos you did not see, and accepts your layer if its
-    rise is the largest (a near tie with another layer counts too).
-
-    One sound method: for each layer and photo, ``dream = deep_dream(model, photo, layer)`` (yours, at its
-    defaults), and the rise ``class_logits(model, dream[None])[0, target] - class_logits(model, photo[None])[0,
-    target]`` (``class_logits`` from :mod:`mi_course.vision.photos` returns the logits, also for InceptionV1,
-    whose forward returns probabilities). Average over the photos; return the layer with the largest mean.
+    Return the layer whose dream raises the logit of class ``target`` most, on average over ``photos``. A
+    photo's *rise* at a layer is the class's logit for the photo dreamed at that layer (``deep_dream`` at its
+    defaults) minus its logit for the photo itself; logits as ``class_logits`` (:mod:`mi_course.vision.photos`)
+    gives them, also for InceptionV1, whose forward returns probabilities. The test measures each layer's dream
+    with the course's ``deep_dream`` at its defaults (``steps=10, lr=0.01, octaves=3, octave_scale=1.4,
+    shift=8, seed=0``) on photos you did not see, and accepts your layer if its mean rise is the largest (a near
+    tie with another layer counts too).
 
     Raises:
         ValueError: if ``photos`` or ``layers`` is empty, or ``target`` is not a class of the model.

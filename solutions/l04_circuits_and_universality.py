@@ -102,10 +102,10 @@ def equivariance_map(model: torch.nn.Module, layer: str, channels: Sequence[int]
     layer)`` (each channel's maximum over positions). The diagonal is 1.
 
     ``images`` are *disc-masked*: everything outside the inscribed disc has one colour, that of the corner
-    pixel ``images[:, :, :1, :1]``. Rotate them with ``torchvision.transforms.functional.rotate(x, angle,
-    interpolation=InterpolationMode.BILINEAR)`` (counter-clockwise for a positive angle) applied to
-    ``images - corner``, then add the corner colour back and clamp to [0, 1]: the corners the rotation brings
-    in then have the surround's colour.
+    pixel ``images[:, :, :1, :1]``. A rotated image is the image turned about its centre with bilinear
+    interpolation, as torchvision's ``rotate`` turns it (counter-clockwise for a positive angle), with the
+    corners the rotation brings in in the surround's colour (not black), clamped to [0, 1]: rotation then
+    neither cuts content off nor brings a new edge in.
 
     Raises:
         ValueError: if ``channels`` is empty, its length differs from ``preferred_deg``'s, or a channel is not
@@ -299,9 +299,9 @@ def polysemantic_unit(model: torch.nn.Module, layer: str = "conv4") -> tuple[int
 def compare_tuning_across_models(entries: Sequence[tuple[str, torch.nn.Module, str]], **kwargs) -> dict:
     """Universality: the curve detectors of several models, found by one criterion on the same stimuli.
 
-    ``entries`` are ``(name, model, layer)`` triples. For each, run ``curve_detector_report(model, layer,
-    **kwargs)`` (the course's criterion, lesson 03) and keep its curve detectors and their preferred
-    orientations. Returns::
+    ``entries`` are ``(name, model, layer)`` triples. A model's curve detectors and their preferred
+    orientations are those that ``curve_detector_report(model, layer, **kwargs)`` reports (the course's
+    criterion, lesson 03). Returns::
 
         {"models": {name: {"layer": layer, "n_channels": channels in the layer,
                            "curve_detectors": [ids], "preferred_deg": {id: degrees},

@@ -68,3 +68,20 @@ def test_shipped_vision_curve_detectors_survive_another_renderer_and_every_varia
     failures = {c: entry["failed"] for c, entry in report.items() if entry["failed"]}
     assert len(robust) >= 6, f"only {len(robust)} robust curve detectors {robust}; failures {failures}"
     assert quadrants == {0, 1, 2, 3}, f"the robust detectors {robust} cover quadrants {sorted(quadrants)} only"
+
+
+def test_the_graded_robustness_cases_are_held_out():
+    """03.robust_curve_detectors is graded on cases its test draws itself: none is a public case of
+    mi_course.vision.drawn (which the notebook shows), none is the canonical stimulus, and they are 64
+    distinct ones, the same at every run."""
+    import importlib
+
+    graded = importlib.import_module("tests.graded.test_l03_curve_detectors")
+    cases = graded.held_out_cases()
+    public = [{**drawn.CANONICAL, **v} for v in {**drawn.VARIATIONS, **drawn.COMBINED}.values()]
+    full = [{**drawn.CANONICAL, **variation} for _, variation in cases]
+    assert len(cases) == graded.N_SINGLE + graded.N_COMBINED == 64
+    assert all(case not in public and case != drawn.CANONICAL for case in full)
+    assert len({tuple(sorted(c.items())) for c in full}) == len(full)
+    graded.held_out_cases.cache_clear()
+    assert graded.held_out_cases() == cases

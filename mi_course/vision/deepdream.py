@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from mi_course.vision.activations import lucent_name
 from mi_course.vision.featurevis import frozen, is_lite, redirected_relu
-from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_activations,  # noqa: F401
+from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_output,  # noqa: F401
                                      layer_norm, sample_photo)
 
 Image = Float[torch.Tensor, "3 height width"]
@@ -81,7 +81,7 @@ def dreaming(model: torch.nn.Module):
 def _step(model: torch.nn.Module, image: Image, layer: str, lr: float) -> Image:
     device = next(model.parameters()).device
     x = image.detach().to(device, torch.float32)[None].requires_grad_(True)
-    grad, = torch.autograd.grad(activation_norm(layer_activations(model, x, layer)), x)
+    grad, = torch.autograd.grad(activation_norm(layer_output(model, x, layer)), x)
     # divided by its mean absolute value: lr is the mean change per pixel, at any layer and any photo
     grad = grad / (grad.abs().mean() + EPS)
     return (x.detach() + lr * grad)[0].clamp(0, 1).to(image.device)

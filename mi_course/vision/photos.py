@@ -90,11 +90,9 @@ def sample_photo(name: str | Path = "chelsea", size: int | tuple[int, int] | Non
 
 # ------------------------------------------------------------------ probes
 
+# The old name of layer_output here, kept so that a learner's exercises/l02 file saved before the rename still
+# imports. Lessons use layer_output (keeps the graph); lesson 03's layer_activations keeps none.
 layer_activations = layer_output
-"""``layer_activations(model, images, layer)``: ``layer``'s output for ``images`` (RGB in [0, 1], on the model's
-device) with the graph kept, the forward pass stopped at the layer (:func:`mi_course.vision.activations.
-layer_output`). For measurements without gradients, in batches, on the CPU: ``mi_course.vision.activations.
-layer_activations``."""
 
 
 def activation_norm(acts: torch.Tensor) -> torch.Tensor:
@@ -108,7 +106,7 @@ def activation_norm(acts: torch.Tensor) -> torch.Tensor:
 def layer_norm(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 height width"],
                layer: str) -> Float[torch.Tensor, "batch"]:
     """:func:`activation_norm` of ``layer`` for each image (a CPU tensor), to measure what a dream did."""
-    acts = layer_activations(model, images.to(model_device(model)), layer)
+    acts = layer_output(model, images.to(model_device(model)), layer)
     return acts.flatten(1).pow(2).mean(1).cpu()
 
 
@@ -127,7 +125,7 @@ def class_logits(model: torch.nn.Module, images: Float[torch.Tensor, "batch 3 he
         return model(input_transform(model)(images)).cpu()
     if images.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
         images = F.interpolate(images, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
-    return layer_activations(model, images, logit_layer).cpu()
+    return layer_output(model, images, logit_layer).cpu()
 
 
 def grid_unevenness(change: Float[torch.Tensor, "3 height width"], period: int = 2) -> float:

@@ -66,14 +66,15 @@ plt.show()
 # Make a leaf tensor from the photo that requires grad (`image[None]`, a batch of one), catch the layer's
 # output with a forward hook on a forward pass of the *scaled* batch (`input_transform(model)`), take the
 # mean of its squares, and let `torch.autograd.grad` give you the gradient. Normalize, step up, clamp, and
-# return a detached `[3, H, W]` image. `layer_activations(model, batch, layer)` does the hook and the
+# return a detached `[3, H, W]` image. `layer_output(model, batch, layer)` does the hook and the
 # scaling for you, if you like.
 # </details>
 #
 # <details><summary>Hint: the recipe</summary>
 #
-# Validate first. Then `x = image.detach().to(device)[None].requires_grad_(True)`;
-# `acts = layer_activations(model, x, layer)` (or your own hook, removed in a `finally`);
+# Validate first. Then, with `device = next(model.parameters()).device`,
+# `x = image.detach().to(device)[None].requires_grad_(True)`;
+# `acts = layer_output(model, x, layer)` (or your own hook, removed in a `finally`);
 # `g, = torch.autograd.grad(acts.pow(2).mean(), x)`; `g = g / (g.abs().mean() + 1e-8)`;
 # `return (x.detach() + lr * g)[0].clamp(0, 1).to(image.device)`. For a missing layer, turn
 # `model.get_submodule`'s `AttributeError` into a `ValueError` that lists `model.named_modules()`.
@@ -103,7 +104,7 @@ plt.xlabel("step"); plt.ylabel(f"{LATE} activation norm"); plt.show()
 
 # %%
 claim(f"20 steps of lr 0.01 raise {LATE}'s activation norm more than {1.5 if FULL else 3} times",
-      norms[-1] > (1.5 if FULL else 3) * norms[0])
+      norms[-1] > (1.5 if FULL else 3) * norms[0]);
 
 # %% [markdown]
 # ## 2. Octaves
@@ -206,7 +207,7 @@ plt.show()
 claim(f"the dream raises {LATE}'s norm more than {1.2 if FULL else 2} times at lr 0.01",
       ups[2] > (1.2 if FULL else 2))
 claim("at lr 0.001 the dream stays close to the photo (pixel correlation above 0.99) and still raises the norm",
-      r[0] > 0.99 and ups[0] > 1)
+      r[0] > 0.99 and ups[0] > 1);
 
 # %% [markdown]
 # ### An early and a late layer
@@ -227,7 +228,7 @@ for layer in (EARLY, LATE):
 
 # %%
 claim("each layer's dream raises that layer's norm more than the other layer's dream does",
-      norm[(EARLY, EARLY)] > norm[(LATE, EARLY)] and norm[(LATE, LATE)] > norm[(EARLY, LATE)])
+      norm[(EARLY, EARLY)] > norm[(LATE, EARLY)] and norm[(LATE, LATE)] > norm[(EARLY, LATE)]);
 
 # %% [markdown]
 # ### What the octaves and the shifts do
@@ -306,7 +307,11 @@ print("dream here to see more of each class:", answers)
 
 # %% [markdown]
 # The whole picture: the rise of every class's logit when the photos are dreamed at each layer, with the
-# course's `deep_dream` (`mi_course.vision.deepdream`, the same algorithm as yours, with a progress bar).
+# course's `deep_dream` (`mi_course.vision.deepdream`, the same algorithm as yours, with a progress bar). Each
+# cell holds its rise; a black frame marks the layer whose dream raises that class most (where any layer raises
+# it). Some classes fall much further than any class rises, so the colour scale is centred on 0 and stops at
+# the 75th percentile of the sizes: the deepest colours mean at least that much, and the rises stay visible
+# next to the large falls.
 
 # %%
 from mi_course.vision.deepdream import logit_gains
@@ -314,17 +319,27 @@ from mi_course.vision.deepdream import logit_gains
 gains = logit_gains(model, photos, LAYERS).mean(1)  # [layer, class], averaged over the photos
 columns = list(range(gains.shape[1])) if not FULL else gains.max(0).values.topk(10).indices.tolist()
 names = list(model.classes) if not FULL else [f"class {c}" for c in columns]
-plt.figure(figsize=(0.7 * len(columns) + 2, 0.5 * len(LAYERS) + 1.5))
-limit = gains[:, columns].abs().max().item()
-plt.imshow(gains[:, columns], cmap="RdBu", vmin=-limit, vmax=limit)
-plt.xticks(range(len(columns)), names, rotation=45, ha="right"); plt.yticks(range(len(LAYERS)), LAYERS)
-plt.colorbar(label="logit rise"); plt.title("which class each layer's dream raises"); plt.show()
+shown = gains[:, columns]
+limit = max(shown.abs().quantile(0.75).item(), 1e-6)  # centred on 0, clipped: the large falls do not wash out the rises
+fig, ax = plt.subplots(figsize=(0.75 * len(columns) + 2, 0.55 * len(LAYERS) + 1.6))
+im = ax.imshow(shown, cmap="RdBu", vmin=-limit, vmax=limit)
+for i in range(shown.shape[0]):
+    for j in range(shown.shape[1]):
+        v = shown[i, j].item()
+        ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize=7, color="w" if abs(v) > 0.6 * limit else "k")
+for j, i in enumerate(shown.argmax(0).tolist()):  # the layer that raises each class most, if any does
+    if shown[i, j] > 0:
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="k", lw=2))
+ax.set_xticks(range(len(columns)), names, rotation=45, ha="right"); ax.set_yticks(range(len(LAYERS)), LAYERS)
+fig.colorbar(im, ax=ax, extend="both", label=f"logit rise (clipped at ±{limit:.1f})")
+ax.set_title("which class each layer's dream raises (frame: the largest rise of each class)"); plt.show()
 
 # %% [markdown]
 # In the lite model the answer follows the hierarchy of its layers: lines rise most when you dream at
 # `conv2`, corners (two strokes that meet) at `conv3`, filled shapes at `conv4`. The more parts a class is
-# made of, the later the layer whose dream draws it. Some columns have no layer that raises them: the photos
-# are full of edges and colour already, and every dream covers them with patterns (the early layers least).
+# made of, the later the layer whose dream draws it. Some classes rise at no layer, or barely (in lite mode edge,
+# circle and colour): the photos are full of edges and colour already, and every dream covers them with
+# patterns (the early layers least).
 # An objective on a whole layer mixes everything the layer detects; lesson 01's channel objectives pull one
 # thing out.
 

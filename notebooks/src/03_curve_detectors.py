@@ -129,7 +129,9 @@ image_grid(row + more, titles, cols=8, size=1.4); plt.show()
 # ## 2. Radial tuning curves
 #
 # A channel's **response** to an image is its largest activation over all positions: the curve sits at the
-# centre of the image, and some unit of the channel's map has it in view. Show the channel arcs of every
+# centre of the image, and some unit of the channel's map has it in view. To read a layer this lesson gives
+# you `layer_activations(model, images, layer)`: it measures, in batches and with **no gradient graph**, and
+# returns a CPU tensor. (Lesson 02's `layer_output` is its counterpart for optimizing: it keeps the graph.) Show the channel arcs of every
 # orientation (and, so that one radius or polarity does not decide, several radii and both polarities,
 # keeping the largest response); the responses against orientation are its **radial tuning curve**
 # (Cammarata et al. plot them in polar coordinates).
@@ -155,9 +157,11 @@ image_grid(row + more, titles, cols=8, size=1.4); plt.show()
 check("03.radial_tuning_curve")
 
 # %% [markdown]
-# The tuning curves of the curve channels, in polar coordinates (the angle is the orientation, the radius
-# the response). You should see, for each, one lobe pointing the way its curves bulge, and almost nothing
-# elsewhere; in lite mode the eight lobes point roughly 45 degrees apart, round the circle.
+# The tuning curves of the curve channels, in polar coordinates: the angle is the orientation of the arc (the
+# way it bulges, 0 = right, 90 = up), the distance from the centre the channel's response to it (its largest
+# activation over positions, radii and polarities), each channel on its own scale (its peak in the title). You
+# should see, for each, one lobe pointing the way its curves bulge, and almost nothing elsewhere; in lite mode
+# the eight lobes point roughly 45 degrees apart, round the circle.
 
 # %%
 ORIENTATIONS = tuple(range(0, 360, 5))
@@ -166,7 +170,10 @@ theta = torch.tensor(ORIENTATIONS + (0,), dtype=torch.float64).deg2rad()
 fig, axes = plt.subplots(1, len(CURVES), figsize=(1.9 * len(CURVES), 2.3), subplot_kw={"projection": "polar"})
 for ax, c in zip(axes, CURVES):
     ax.plot(theta, torch.cat([curves[c], curves[c][:1]]), color="C3")
-    ax.set_title(f"{LAYER}:{c}", fontsize=8); ax.set_xticklabels([]); ax.set_yticklabels([])
+    ax.set_title(f"{LAYER}:{c}, peak {curves[c].max():.2g}", fontsize=8)
+    ax.set_xticks([0, math.pi / 2, math.pi, 3 * math.pi / 2], ["0", "90", "180", "270"], fontsize=6)
+    ax.set_yticklabels([]); ax.tick_params(pad=-2)
+fig.suptitle("angle: the arc's orientation (degrees); distance from the centre: the channel's response", fontsize=9)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -219,18 +226,39 @@ check("03.find_curve_detectors")
 
 # %% [markdown]
 # Every detector found, placed on the circle at its preferred orientation (the curve channels of the lesson in
-# red). You should see the orientations **tile the circle**: detectors for every direction a curve can bulge,
-# as Cammarata et al. found in InceptionV1 (their curve neurons cover all orientations, a few of them for each).
+# red). Detectors that prefer (nearly) the same orientation share one label, and labels that would touch are
+# moved outwards. You should see the orientations **tile the circle**: detectors for every direction a curve
+# can bulge, as Cammarata et al. found in InceptionV1 (their curve neurons cover all orientations, a few of
+# them for each).
 
 # %%
 found = find_curve_detectors(model, LAYER, **STIM)
 print(f"{len(found)} curve detectors in {LAYER}: {sorted(found)}")
 quadrants = sorted({int(d // 90) for d in found.values()})
-fig, ax = plt.subplots(figsize=(3.6, 3.6), subplot_kw={"projection": "polar"})
+groups: list[list[int]] = []  # detectors within 8 degrees of the group's first share a label
+for c, d in sorted(found.items(), key=lambda item: item[1]):
+    if groups and d - found[groups[-1][0]] <= 8:
+        groups[-1].append(c)
+    else:
+        groups.append([c])
+placed: list[tuple[float, int]] = []  # (angle, ring) per label: within 25 degrees of another on its ring, it moves out
+fig, ax = plt.subplots(figsize=(4.4, 4.4), subplot_kw={"projection": "polar"})
 for c, d in found.items():
     ax.plot([0, math.radians(d)], [0, 1], color="C3" if c in CURVES else "0.6", lw=2 if c in CURVES else 1)
-    ax.text(math.radians(d), 1.12, str(c), fontsize=7, ha="center", va="center")
-ax.set_yticklabels([]); ax.set_title(f"preferred orientations, {LAYER}", fontsize=9); plt.show()
+for group in groups:
+    angle = sum(found[c] for c in group) / len(group)
+    ring = 0
+    while any(r == ring and abs((angle - a + 180) % 360 - 180) < 25 for a, r in placed):
+        ring += 1
+    placed.append((angle, ring))
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))  # the label reads outwards from its line
+    ax.text(math.radians(angle), 1.06 + 0.2 * ring, ", ".join(map(str, group)), fontsize=7,
+            ha="left" if cos > 0.3 else "right" if cos < -0.3 else "center",
+            va="bottom" if sin > 0.3 else "top" if sin < -0.3 else "center",
+            color="C3" if set(group) <= set(CURVES) else "k")
+ax.set_rmax(1.25 + 0.2 * max(r for _, r in placed)); ax.set_yticks([]); ax.spines["polar"].set_visible(False)
+ax.set_xticks([math.radians(a) for a in range(0, 360, 90)], [])
+ax.set_title(f"preferred orientations, {LAYER}\n(degrees: 0 = bulging right, 90 = up)", fontsize=9); plt.show()
 if not FULL:
     claim("every planted channel (0-7) is found, and the detectors cover all four quadrants",
           set(CURVES) <= set(found) and quadrants == [0, 1, 2, 3]);
@@ -416,7 +444,8 @@ labels_r = ["line"] + [f"r {1 / k * STIM['size'] / 64:.0f}" for k in CURVATURES[
 plt.figure(figsize=(6, 3))
 for c in CURVES:
     plt.plot(bent[c] / bent[c].max().clamp_min(1e-9), marker="o", label=str(c))
-plt.xticks(range(len(CURVATURES)), labels_r); plt.ylabel("response / peak"); plt.legend(fontsize=7, ncol=2)
+plt.xticks(range(len(CURVATURES)), labels_r); plt.ylabel("response / the channel's peak")
+plt.xlabel("radius of the arc in px (curvature = 1 / radius); 'line': curvature 0"); plt.legend(fontsize=7, ncol=2)
 plt.title(f"curvature tuning (arcs of {LENGTH:.0f} px)"); plt.show()
 
 # %% [markdown]
@@ -437,7 +466,8 @@ for c in CURVES:
 x = torch.arange(len(CURVES))
 plt.figure(figsize=(6, 2.6))
 plt.bar(x - 0.2, best_arc, 0.4, label="best arc"); plt.bar(x + 0.2, best_line, 0.4, label="its tangent (a line)")
-plt.xticks(x, CURVES); plt.legend(); plt.title("curves against lines (PIL-drawn)"); plt.show()
+plt.xticks(x, CURVES); plt.xlabel("channel"); plt.ylabel("response (max over positions)"); plt.legend()
+plt.title("curves against lines (PIL-drawn)"); plt.show()
 print("preferred radius (px):", dict(zip(CURVES, best_radius)))
 if not FULL:
     claim("on PIL-drawn arcs every planted detector answers the straight segment with under a quarter of its best "
@@ -454,10 +484,11 @@ if not FULL:
 #
 # **Question: which channels of the layer are curve detectors in a way that survives a change of stimulus?**
 # Write `robust_curve_detectors(model, layer)`. The test measures your channels with the course's criteria on
-# arcs and lines drawn by another renderer (PIL) in 19 variations you do not see (radii 5-25 px, strokes 1.5-4
-# px, both polarities, offsets up to 8 px, spans 60-180 degrees, aliased or not, and combinations), on more than
-# one model. Every channel you name must pass in at least half of them, and every channel that passes in 90% of
-# them must be on your list.
+# arcs and lines drawn by another renderer (PIL) in 64 variations of its own, held out: no module of the course
+# holds them, and the 19 cases of `mi_course.vision.drawn` that the figure below uses are not among them (radii
+# 5-25 px, strokes 1.5-4 px, light on dark, offsets up to 8 px, spans 60-180 degrees, no anti-aliasing, one
+# change at a time and two or three at once), on more than one model. Every channel you name must pass in at
+# least 60% of them, and every channel that passes in 95% of them must be on your list.
 #
 # <details><summary>Hint: the idea</summary>
 #
@@ -480,10 +511,11 @@ check("03.robust_curve_detectors")
 
 # %% [markdown]
 # Your robust channels beside everything `find_curve_detectors` found on the canonical stimuli, each with its
-# share of the 19 PIL-drawn cases it passes in. You should see the planted channels near 100%, and a tail of
-# channels that met the criteria once and fail in most other drawings. A few of them met even the course's
-# stricter "stretch" thresholds on its own stimuli: evidence from one kind of stimulus alone would have
-# misled us.
+# share of the 19 public PIL-drawn cases of `mi_course.vision.drawn` it passes in (`drawn.VARIATIONS`, one
+# change each, and `drawn.COMBINED`; the grader's cases are others). You should see the planted channels near
+# 100%, and a tail of channels that met the criteria once and fail in most other drawings. In lite mode one of
+# them met even the course's stricter "stretch" thresholds on its own stimuli (printed below): evidence from one
+# kind of stimulus alone would have misled us.
 
 # %%
 robust = robust_curve_detectors(model, LAYER)
@@ -493,13 +525,18 @@ shares = [report[c]["share"] for c in sorted(found)]
 plt.figure(figsize=(max(6, 0.35 * len(found)), 2.8))
 plt.bar(range(len(found)), shares, color=["C3" if c in robust else "0.6" for c in sorted(found)])
 plt.axhline(0.5, color="k", lw=0.8, ls="--")
-plt.xticks(range(len(found)), sorted(found), fontsize=7); plt.ylabel("share of PIL cases passed")
+plt.xticks(range(len(found)), sorted(found), fontsize=7); plt.xlabel("channel (dashed: half the cases)")
+plt.ylabel("share of the 19 public\nPIL cases passed")
 plt.title("detectors on the canonical stimuli (red: your robust ones)"); plt.show()
 fragile = [c for c in sorted(found) if report[c]["share"] < 0.5]
-print(f"robust: {robust}\nfound on the canonical stimuli but passing in under half of the PIL cases: {fragile}")
+stretch = find_curve_detectors(model, LAYER, min_peak_to_mean=3.0, max_half_width_deg=45.0, min_line_ratio=2.0,
+                               **STIM)
+print(f"robust: {robust}\nfound on the canonical stimuli but passing in under half of the PIL cases: {fragile}\n"
+      f"of those, meeting even the stretch thresholds on the canonical stimuli: {sorted(set(stretch) & set(fragile))}")
 if not FULL:
     claim("your robust detectors include every planted channel, and at least five channels that pass the criteria "
-          "on the canonical stimuli fail them in most PIL-drawn cases", set(CURVES) <= set(robust) and len(fragile) >= 5);
+          "on the canonical stimuli, one of them even the stretch thresholds, fail them in most PIL-drawn cases",
+          set(CURVES) <= set(robust) and len(fragile) >= 5 and len(set(stretch) & set(fragile)) >= 1);
 
 # %% [markdown]
 # ## 9. A microscope

@@ -27,7 +27,9 @@
 # mode it is the course's CNN `vision`, whose `conv4` reads `conv3` directly. Its card says how its mechanisms
 # came about: conv4's channels **0-7 were planted** as curve detectors by an auxiliary training objective (one
 # unit per 45-degree orientation bin); its other curve detectors, its left- and right-facing fish units and
-# its pose-invariant fish units arose on their own from the classification task. The labelled parts of the
+# its pose-invariant fish units arose on their own from the classification task (of those other curve
+# detectors, lesson 03 found most fragile: they meet the criterion on the course's own stimuli and fail it on
+# most arcs drawn another way). The labelled parts of the
 # lesson (fish facing left and right, the ten generated classes) use the lite model in both modes: the images
 # InceptionV1 was trained on are not shipped with the course.
 
@@ -197,16 +199,82 @@ check("04.top_inputs")
 # %% [markdown]
 # The curve detector's six strongest excitatory and six strongest inhibitory inputs, as **weight images**
 # (red excites, blue inhibits, one colour scale for all), under a feature visualization of each input channel
-# (lesson 01). You should see curves among the excitatory inputs that bulge the same way as the detector
-# itself, and the inhibitory ones bulging elsewhere.
+# (lesson 01); each title gives the input's total weight and, when lesson 03's criterion finds it a curve
+# detector, its preferred orientation. Below them, each input's radial tuning curve (lesson 03: the response to
+# arcs of every orientation), with the detector's own preferred orientation dashed.
 
 # %%
+from mi_course.vision.tuning import ORIENTATIONS, tuning_curves
+
+report_below = curve_detector_report(model, BELOW, **TUNING)  # every channel below: is it a curve detector?
+report_above = curve_detector_report(model, LAYER, **TUNING)
+stats_below = {ch["channel"]: ch for ch in report_below["channels"]}
+unit_deg = next(ch["preferred_deg"] for ch in report_above["channels"] if ch["channel"] == CURVES[0])
+
+
+def angle_apart(a: float, b: float) -> float:
+    return abs((a - b + 180) % 360 - 180)
+
+
+def curve_tag(i: int) -> str:
+    ch = stats_below[i]
+    return f"curve {ch['preferred_deg']:.0f}°" if ch["curve_detector"] else "-"
+
+
+def curve_inputs(pairs, lo: float, hi: float) -> list[int]:
+    """The inputs among ``pairs`` that are curve detectors preferring lo to hi degrees away from the unit."""
+    return [i for i, _ in pairs if stats_below[i]["curve_detector"]
+            and lo <= angle_apart(stats_below[i]["preferred_deg"], unit_deg) <= hi]
+
+
 tops = top_inputs(W, CURVES[0], k=6)
 inputs = [i for i, _ in tops["excitatory"]] + [i for i, _ in tops["inhibitory"]]
 renders = render(model, [f"{below}:{i}" for i in inputs], steps=STEPS, size=SIZE, progress=False)
-plot_weight_images(W, CURVES[0], inputs, [f"{below}:{i}\n{w:+.2f}" for i, w in tops["excitatory"] + tops["inhibitory"]],
-                   renders=renders, suptitle=f"inputs of {LAYER}:{CURVES[0]}: six excitatory, then six inhibitory")
+plot_weight_images(W, CURVES[0], inputs, [f"{below}:{i}\n{w:+.2f}\n{curve_tag(i)}"
+                                          for i, w in tops["excitatory"] + tops["inhibitory"]], renders=renders,
+                   suptitle=f"inputs of {LAYER}:{CURVES[0]} (prefers {unit_deg:.0f}°): six excitatory, then six "
+                            "inhibitory")
 plt.show()
+orientations = TUNING.get("orientations", ORIENTATIONS)
+input_curves = tuning_curves(model, BELOW, **TUNING)[inputs]                       # [12, orientations]
+theta = torch.tensor(list(orientations) + [orientations[0]], dtype=torch.float64).deg2rad()
+fig, axes = plt.subplots(1, len(inputs), figsize=(1.3 * len(inputs), 2.0), subplot_kw={"projection": "polar"})
+for k, (ax, i) in enumerate(zip(axes, inputs)):
+    ax.plot(theta, torch.cat([input_curves[k], input_curves[k][:1]]), color="C3" if k < 6 else "C0")
+    ax.plot([torch.tensor(unit_deg).deg2rad()] * 2, [0, input_curves[k].max().clamp_min(1e-9)], "k--", lw=0.8)
+    ax.set_title(f"{below}:{i}\npeak {input_curves[k].max():.2g}", fontsize=7)
+    ax.set_xticklabels([]); ax.set_yticklabels([])
+fig.suptitle(f"their tuning curves (angle: the arc's orientation; dashed: {LAYER}:{CURVES[0]}'s {unit_deg:.0f} deg)",
+             fontsize=9)
+plt.tight_layout(); plt.show()
+print(f"excitatory inputs that are curve detectors within 30 degrees of {unit_deg:.0f}: "
+      f"{curve_inputs(tops['excitatory'], 0, 30)}; inhibitory ones within 30 degrees: "
+      f"{curve_inputs(tops['inhibitory'], 0, 30)}, more than 135 degrees away: "
+      f"{curve_inputs(tops['inhibitory'], 135, 180)}")
+
+# %% [markdown]
+# In lite mode the renders of conv3 channels are faint ripples, stripes and textures (one inhibitory input draws
+# a zig-zag edge, others dark bands): at this early layer of a small network feature visualization does not
+# draw clean curves, and the tuning curves say more. They show a mixed picture. Two of the six excitatory
+# inputs, the strongest among them, are conv3 curve detectors bulging within 30 degrees of the detector's own
+# orientation (printed above); the other four are not curve detectors by lesson 03's criterion, and three of
+# them barely answer arcs at all (peaks near 0). Among the inhibitory inputs one curve detector bulges the
+# opposite way, as the story of curve circuits would have it, but another bulges the same way as the detector
+# (it answers arcs only weakly) and inhibits it all the same. The strongest weights of one unit do not tell a
+# clean story; the next section asks the question of every pair of curve detectors at once. (In full mode,
+# InceptionV1, read the renders and the tuning curves the same way.)
+
+# %%
+if not FULL:
+    weak = [k for k in range(6) if input_curves[k].max() < 0.1 * input_curves[0].max()]
+    claim("two of the detector's six strongest excitatory inputs, among them the strongest, are conv3 curve "
+          "detectors within 30 degrees of its orientation, and three of the others peak under a tenth of the "
+          "strongest's peak; among the inhibitory inputs one conv3 curve detector bulges the opposite way (over 135 "
+          "degrees apart) and one the same way (within 30 degrees)",
+          lambda: len(curve_inputs(tops["excitatory"], 0, 30)) == 2 and len(weak) == 3
+          and tops["excitatory"][0][0] in curve_inputs(tops["excitatory"], 0, 30)
+          and len(curve_inputs(tops["inhibitory"], 135, 180)) >= 1
+          and len(curve_inputs(tops["inhibitory"], 0, 30)) >= 1);
 
 # %% [markdown]
 # ### Curves are built from curves
@@ -221,9 +289,7 @@ plt.show()
 # %%
 from mi_course.vision.circuits import weights_by_orientation
 
-report_below = curve_detector_report(model, BELOW, **TUNING)
-report_above = curve_detector_report(model, LAYER, **TUNING)
-curves_below = report_below["curve_detectors"]
+curves_below = report_below["curve_detectors"]  # the reports of the cell above
 preferred = {ch["channel"]: ch["preferred_deg"] for ch in report_above["channels"]}  # every channel's peak
 pairs = weights_by_orientation(W, CURVES, [preferred[c] for c in CURVES], curves_below,
                                [report_below["preferred_deg"][c] for c in curves_below])
@@ -325,19 +391,40 @@ if not FULL:
 
 # %% [markdown]
 # The planted detectors were trained to be rotated versions of one idea, so their equivariance is no
-# surprise. The detectors the classification task made on its own are the real test: take the lite model's
-# other curve detectors (its card lists them) and ask the same question.
+# surprise. The detectors the classification task made on its own are the real test. The lite model's card lists
+# thirteen more conv4 channels that meet lesson 03's criterion, but lesson 03's robustness check showed most of
+# them failing it on arcs drawn another way: 14, 18, 36, 49 and others pass in under half of the 19 PIL-drawn
+# cases of `mi_course.vision.drawn`, so "curve detector" describes how they answer the course's own stimuli
+# more than what they detect. Below they are split by that check: the unplanted detectors that pass in at least
+# half of the cases (the ones worth the name), and the fragile rest, each group asked the same question.
 
 # %%
-natural = [c for c in card["mechanism"]["curve_detectors"]["channels"] if c not in PLANTED][:6]
-nat_pref = [lite_pref[c] for c in natural]
-nat_rotated = equivariance_map(lite, "conv4", natural, nat_pref, lite_probe)
-nat_plain = equivariance_map(lite, "conv4", natural, [0.0] * len(natural), lite_probe)
-off6 = ~torch.eye(len(natural), dtype=torch.bool)
-print(f"curve detectors {natural} (orientations {nat_pref}): rotated {nat_rotated[off6].mean():.2f}, "
-      f"not rotated {nat_plain[off6].mean():.2f}")
-claim("the lite model's own (unplanted) curve detectors are rotated copies too (rotated images raise their "
-      "mean correlation by at least 0.2)", lambda: nat_rotated[off6].mean() > nat_plain[off6].mean() + 0.2);
+from mi_course.vision import drawn
+
+unplanted = [c for c in card["mechanism"]["curve_detectors"]["channels"] if c not in PLANTED]
+pil = drawn.robustness_report(lite, "conv4", unplanted, {**drawn.VARIATIONS, **drawn.COMBINED})
+groups = {"robust": [c for c in unplanted if pil[c]["share"] >= 0.5],
+          "fragile": [c for c in unplanted if pil[c]["share"] < 0.5][:4]}
+lift = {}
+for name, chans in groups.items():
+    pref_deg = [lite_pref[c] for c in chans]
+    together = equivariance_map(lite, "conv4", chans, pref_deg, lite_probe)
+    apart = equivariance_map(lite, "conv4", chans, [0.0] * len(chans), lite_probe)
+    off_n = ~torch.eye(len(chans), dtype=torch.bool)
+    lift[name] = (together[off_n].mean().item(), apart[off_n].mean().item())
+    print(f"{name} unplanted detectors {chans} (orientations {pref_deg}; share of PIL cases passed "
+          f"{[round(pil[c]['share'], 2) for c in chans]}): rotated {lift[name][0]:.2f}, "
+          f"not rotated {lift[name][1]:.2f}")
+claim("the lite model's own robust (unplanted) curve detectors are rotated copies too (rotated images raise their "
+      "mean correlation by at least 0.2)",
+      lambda: len(groups["robust"]) >= 2 and lift["robust"][0] > lift["robust"][1] + 0.2)
+claim("so are the fragile ones, on these images drawn the course's way",
+      lambda: lift["fragile"][0] > lift["fragile"][1] + 0.2);
+
+# %% [markdown]
+# Both groups come out as rotated copies of one another on the generated arcs, circles and lines. Equivariance
+# on one kind of drawing says how the units relate to each other, not whether they detect curves: the fragile
+# ones are rotated copies of a detector that only works on the course's renderer.
 
 # %% [markdown]
 # ## 4. Union over cases
@@ -607,7 +694,9 @@ check("04.compare_tuning_across_models")
 # The models of the comparison: in full mode InceptionV1, AlexNet, ResNet-50 and VGG19 at the layer where each
 # is searched for curve detectors (InceptionV1's mixed3b, the others at a comparable depth; the model registry
 # records the choice); in lite mode the course's CNNs `vision` and `vision-b` and, where it is shipped, the
-# residual CNN `vision-c`. Each model's preferred orientations on one ring.
+# residual CNN `vision-c`. Each model's preferred orientations on one ring. The criterion is lesson 03's, on
+# the course's own stimuli, so in lite mode the counts include the fragile detectors that lesson 03's
+# robustness check rejects (most of `vision`'s 13 unplanted ones, above).
 
 # %%
 from mi_course.vision.circuits import plot_preferred_orientations, universality_set

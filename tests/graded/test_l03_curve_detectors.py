@@ -547,22 +547,84 @@ def test_curvature_tuning_checks_its_curvatures(impl, monkeypatch):
 
 
 # ---------------------------------------------------------------- robust_curve_detectors (investigation)
+#
+# Graded on held-out cases drawn here, with seeds, and held in no module a learner imports (the notebook's
+# figure uses the public ``drawn.VARIATIONS`` and ``drawn.COMBINED``; none of those cases is among these).
+# Each case changes the canonical PIL-drawn stimulus (radius 10, stroke 2.5, dark, centred, span 90,
+# anti-aliased) in one of its radius, stroke, offset or span (40 cases), or in two or three of all six
+# properties at once, light on dark and no anti-aliasing among them (24 cases), to values the public cases do
+# not use (a public case changes polarity or aliasing alone, or changes a radius, stroke or span to a value
+# excluded here). Measured on the shipped lite models with the course's criteria (tuning.THRESHOLDS), seed 303:
+#   vision:   the planted channels 0-7 pass in 0.98-1.00 of the cases; the reference solution's other channels
+#             (11, 50, 55) in 0.83, 0.70 and 0.70; the channel it leaves out that passes most (96) in 0.88, the
+#             next (86) in 0.64; the stretch criterion's extra channel 105 in 0.47; the weakest canonical
+#             detector (100) in 0.11; a line detector (vision-b's 59) in 0.
+#   vision-b: the reference solution's only channel (7) in 0.80; no other channel above 0.69; vision's planted
+#             channels 0-6 (a guess that does not measure) in 0.
+# Hence the two thresholds: every channel named must pass in at least ROBUST_SHARE of the cases (the solution's
+# weakest is 0.10 above it, the stretch channel 0.13 below), and every channel that passes in at least
+# REQUIRED_SHARE (only the planted channels, 0.03 above it) must be named (the solution's best omission, 96, is
+# 0.075 below it). Seeds 0, 1, 2 and 5 give planted channels 0.97-1.00, channel 96 0.83-0.88, the solution's
+# weakest 0.70-0.80 (vision-b's 7: 0.72-0.83), channel 105 0.44-0.53: no verdict changes.
+
+ROBUST_SHARE, REQUIRED_SHARE = 0.6, 0.95
+HELD_OUT_SEED, N_SINGLE, N_COMBINED = 303, 40, 24
+PROPERTIES = ("radius", "width", "polarity", "offset", "span", "antialias")
+SINGLE = ("radius", "width", "offset", "span")  # changed alone, polarity and aliasing would be public cases
+
+
+def _held_out_value(rng, prop):
+    if prop == "radius":  # 5-25 px, none of the public radii (5, 7, 10, 15, 20, 25)
+        return float(rng.choice([r for r in range(6, 25) if r not in (7, 10, 15, 20)]))
+    if prop == "width":  # 1.5-4 px, none of the public strokes (1.5, 2.5, 3, 4)
+        return rng.choice((1.75, 2.0, 3.25, 3.5))
+    if prop == "polarity":
+        return "light"
+    if prop == "offset":  # up to 8 px each way, neither the centre nor a public offset
+        while True:
+            offset = (float(rng.randint(-8, 8)), float(rng.randint(-8, 8)))
+            if offset not in ((0.0, 0.0), (8.0, 0.0), (0.0, -8.0), (-6.0, 6.0), (-8.0, 8.0), (5.0, -5.0)):
+                return offset
+    if prop == "span":  # 60-180 degrees, none of the public spans (60, 90, 150, 180)
+        return float(rng.choice([s for s in range(65, 180, 5) if s not in (90, 150)]))
+    return False  # antialias
+
 
 @lru_cache(maxsize=None)
-def drawn_shares(role):
-    """Each conv4 channel's share of PIL-drawn cases (single variations and combined ones) in which it meets the
-    course's criteria."""
+def held_out_cases() -> tuple:
+    """The graded variations of the canonical PIL-drawn stimulus: N_SINGLE that change one property and
+    N_COMBINED that change two or three, as ((name, variation), ...)."""
+    import random
+
+    rng = random.Random(HELD_OUT_SEED)
+    cases: dict = {}
+    while len(cases) < N_SINGLE + N_COMBINED:
+        props = rng.sample(SINGLE, 1) if len(cases) < N_SINGLE else rng.sample(PROPERTIES, rng.choice((2, 3)))
+        case = {prop: _held_out_value(rng, prop) for prop in props}
+        cases.setdefault(", ".join(f"{prop} {value}" for prop, value in sorted(case.items())), case)
+    return tuple(cases.items())
+
+
+@lru_cache(maxsize=None)
+def drawn_shares() -> dict:
+    """{role: {channel: share}}: each conv4 channel's share of the held-out cases in which it meets the
+    course's criteria, for both lite models (each case's stimuli are drawn once, for both)."""
     from mi_course.vision import drawn
 
-    report = drawn.robustness_report(lite(role), "conv4", range(128), {**drawn.VARIATIONS, **drawn.COMBINED})
-    return {c: entry["share"] for c, entry in report.items()}
+    roles = ("vision", "vision-b")
+    passed = {role: torch.zeros(128) for role in roles}
+    cases = held_out_cases()
+    for _, variation in cases:
+        for role in roles:
+            passed[role] += drawn.variation_statistics(lite(role), "conv4", range(128), variation)["passes"].float()
+    return {role: {c: passed[role][c].item() / len(cases) for c in range(128)} for role in roles}
 
 
 @pytest.mark.exercise("robust_curve_detectors", points=4)
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_robust_curve_detectors_survive_another_renderer(impl, monkeypatch):
-    """Graded by what the channels do in the model: measured on arcs and lines drawn by PIL in 19 cases the
-    learner did not see, on two models (the answer must come from measuring)."""
+    """Graded by what the channels do in the model: measured on arcs and lines drawn by PIL in 64 held-out
+    cases the learner does not see, on two models (the answer must come from measuring)."""
     canonical_stimuli(monkeypatch, impl)
     for role in ("vision", "vision-b"):
         check_robust(impl, role)
@@ -575,11 +637,12 @@ def check_robust(impl, role):
     assert all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 128 for c in got), \
         f"channels are ints in 0..127, got {got}"
     assert len(set(got)) == len(got), "a channel is listed twice"
-    shares = drawn_shares(role)
-    impostors = {c: round(shares[c], 2) for c in got if shares[c] < 0.5}
+    shares = drawn_shares()[role]
+    impostors = {c: round(shares[c], 2) for c in got if shares[c] < ROBUST_SHARE}
     assert not impostors, (
-        f"{role}: these channels meet the criteria in fewer than half of the drawn cases (share shown): {impostors}. "
-        "A channel that passes on one set of stimuli can fail when the radius, stroke or polarity changes: vary them")
-    missed = [c for c, share in shares.items() if share >= 0.9 and c not in got]
-    assert not missed, (f"{role}: channels {missed} meet the criteria in at least 90% of the drawn cases but are not "
-                        "in your list")
+        f"{role}: these channels meet the criteria in fewer than {ROBUST_SHARE:.0%} of the held-out drawn cases "
+        f"(share shown): {impostors}. A channel that passes on one set of stimuli can fail when the radius, stroke "
+        "or polarity changes: vary them, and keep only the channels that pass in most variations")
+    missed = [c for c, share in shares.items() if share >= REQUIRED_SHARE and c not in got]
+    assert not missed, (f"{role}: channels {missed} meet the criteria in at least {REQUIRED_SHARE:.0%} of the "
+                        "held-out drawn cases but are not in your list")
