@@ -63,8 +63,8 @@ ROLE_DEFAULTS = {
 CITATIONS = {
     "vision": "Cammarata, Goh, Carter, Schubert, Petrov, Olah. Curve Detectors. Distill, 2020; Olah et al., "
               "Zoom In: An Introduction to Circuits. Distill, 2020",
-    "vision-b": "Schubert, Voss, Cammarata, Goh, Olah. High-Low Frequency Detectors / Curve Circuits. Distill, "
-                "2021; Olah et al., Zoom In (universality). Distill, 2020",
+    "vision-b": "Olah et al., Zoom In (universality). Distill, 2020; Cammarata et al., Curve Detectors. Distill, "
+                "2020",
     "vision-c": "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR, 2016; Olah et al., Zoom "
                 "In (universality). Distill, 2020; Cammarata et al., Curve Detectors. Distill, 2020",
 }

@@ -104,7 +104,7 @@ def test_layer_weights_through_inceptions_branches():
     assert (got[:, :128] - one).abs().max() < 1e-4 * one.abs().max()
     # the dog-head circuit (Olah et al., Zoom In, 2020) and the polysemantic 4e:55
     assert C.inception_channel(model, "mixed4b", 418)["branch"] == "5x5"
-    assert [C.inception_channel(model, "mixed4a", u)["branch"] for u in (222, 234, 235, 308)] == ["3x3"] * 4
+    assert [C.inception_channel(model, "mixed4a", u)["branch"] for u in (222, 325, 234, 308)] == ["3x3"] * 4
     assert C.inception_channel(model, "mixed4e", 55)["branch"] == "1x1"
     assert C.layer_weights(model, "mixed4b")[1] == "mixed4a"
 

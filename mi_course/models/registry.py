@@ -87,11 +87,12 @@ for _spec in (
                                    "(379, 406, 385, 343, 342, 388, 324, 340, 330, 349)"},
               VISION_INPUT, curve_layers={"full": "mixed3b", "lite": "conv4"}),
     _torchvision_role("vision-b", "a second image classifier, for universality", "alexnet", "AlexNet",
-                      "Krizhevsky et al., 2012; Schubert et al., Curve Circuits (Distill, 2021)",
+                      "Krizhevsky et al., 2012; Olah et al., Zoom In (universality, Distill, 2020)",
                       "model.features.4", "conv2 after its ReLU (192 channels, stride 8, 27x27 at 224 px), the "
                       "early-mid layer at mixed3b's stride"),
     _torchvision_role("vision-c", "a residual image classifier, for universality", "resnet50", "ResNet-50",
-                      "He et al., Deep Residual Learning (2016); Olah et al., Zoom In (universality, Distill, 2020)",
+                      "He et al., Deep Residual Learning (2016); Olah et al., Zoom In (universality, Distill, 2020), whose "
+                      "figure has ResNetV2-50: torchvision's ResNet-50 is v1.5, another network",
                       "model.layer2", "the second stage's output, after its last block's addition and ReLU (512 "
                       "channels, stride 8, 28x28 at 224 px), at mixed3b's stride"),
     _torchvision_role("vision-d", "a deep plain image classifier, for universality (full mode only)", "vgg19",

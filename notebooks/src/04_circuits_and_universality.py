@@ -430,7 +430,7 @@ claim("so are the fragile ones, on these images drawn the course's way",
 # ## 4. Union over cases
 #
 # A dog's head can face left or right. Olah et al. (Zoom In, 2020) found that InceptionV1 detects the two cases
-# separately in `mixed4a` (units 4a:222, 234, 235 and 308 among them) and builds the pose-invariant dog-head
+# separately in `mixed4a` (4a:222 and 325 face left, 234 and 308 right) and builds the pose-invariant dog-head
 # detector **4b:418** from them: a **union over cases**. The motif makes a testable statement about the weights:
 #
 # * each case's pathway **excites** the union unit (positive weights from the left-facing units and from the
@@ -520,14 +520,16 @@ claim("the pathways inhibit each other: both cross weights are negative, and eac
 # baseline like this is what keeps a motif from being read into weights that would show it anyway.
 #
 # In full mode, the same test on InceptionV1's dog heads: the expanded weights from `mixed4a` into `mixed4b`
-# (4b:418 is in its 5x5 branch), and its strongest inputs. Which of 4a:222, 234, 235 and 308 face which way is
-# not labelled here; mirroring their feature visualizations gives a split (a left-facing unit's mirrored image
-# should excite its right-facing partner).
+# (4b:418 is in its 5x5 branch), and its strongest inputs. Zoom In's dog-circuit figure names the oriented dog
+# heads of `mixed4a`: 222 and 325 face left, 234 and 308 face right. Mirroring their feature visualizations is
+# a check of that split that needs no labels (a left-facing unit's mirrored image should excite its
+# right-facing partner); the cell prints whether the two agree.
 
 # %%
 if FULL:
     W4b, _ = layer_weights(model, "mixed4b")
-    DOGS = [222, 234, 235, 308]
+    DOGS_LEFT, DOGS_RIGHT = [222, 325], [234, 308]  # Zoom In, the dog-circuit figure
+    DOGS = DOGS_LEFT + DOGS_RIGHT
     print("4b:418 is", inception_channel(model, "mixed4b", 418))
     strongest = top_inputs(W4b, 418, k=10)
     print("strongest excitatory inputs of 4b:418:", [i for i, _ in strongest["excitatory"]])
@@ -537,9 +539,12 @@ if FULL:
     side_a, side_b = mirror_split(model, "mixed4a", DOGS, dog_renders)
     image_grid(torch.cat([dog_renders, dog_renders.flip(-1)]), [f"4a:{u}" for u in DOGS] +
                [f"4a:{u} mirrored" for u in DOGS], cols=4, size=2); plt.show()
-    dog = union_over_cases(W4b, 418, side_a, side_b)
-    print(f"sides {side_a} and {side_b}: mean weight into 4b:418 {dog['excitation'][0]:+.4f} and "
-          f"{dog['excitation'][1]:+.4f} (union: {dog['union']})")
+    agrees = {frozenset(side_a), frozenset(side_b)} == {frozenset(DOGS_LEFT), frozenset(DOGS_RIGHT)}
+    print(f"mirror split {side_a} | {side_b}: {'the same as' if agrees else 'not'} the paper's left {DOGS_LEFT} | "
+          f"right {DOGS_RIGHT}")
+    dog = union_over_cases(W4b, 418, DOGS_LEFT, DOGS_RIGHT)
+    print(f"facing left {DOGS_LEFT} and right {DOGS_RIGHT}: mean weight into 4b:418 {dog['excitation'][0]:+.4f} "
+          f"and {dog['excitation'][1]:+.4f} (union: {dog['union']})")
     plot_weight_images(W4b, 418, DOGS, [f"4a:{u}" for u in DOGS], suptitle="expanded weights 4a -> 4b:418")
     plt.show()
 
@@ -665,8 +670,8 @@ if FULL:
 #
 # If features are the natural units of a network, different networks trained on similar data should find the
 # same ones. Olah et al. state it as the third claim of Zoom In (2020), and curve detectors are its best
-# evidence: Cammarata et al. (*Curve Detectors*, 2020) found them in AlexNet, VGG19 and ResNet-50 as well as
-# InceptionV1. The test needs **one criterion** applied to every model on the **same stimuli**: lesson 03's
+# evidence: Zoom In's universality figure shows curve detectors in AlexNet, VGG19 and ResNetV2-50 as well as
+# InceptionV1 (full mode here uses torchvision's ResNet-50, which is v1.5, not the ResNetV2-50 of that figure). The test needs **one criterion** applied to every model on the **same stimuli**: lesson 03's
 # `curve_detector_report`. Then compare what each model has: which orientations, and whether every orientation
 # one model covers is covered by the other (`matching[a][b]`: over a's detectors, the mean distance to the
 # nearest of b's).
