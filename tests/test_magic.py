@@ -290,3 +290,51 @@ def test_the_colab_setup_cell_then_a_fresh_stub_cell_keeps_the_answer(finished_c
         assert torch.allclose(got, torch.eye(2))
     finally:
         InteractiveShell.clear_instance()
+
+
+def _colab(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("MI_COURSE_GRADE_FORK", "0")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("MI_COURSE_ROOT", str(ROOT))  # recorded, so that what the cell sets is undone after
+    monkeypatch.delenv("MI_COURSE_ROOT")
+
+
+def test_the_colab_setup_cell_says_what_to_do_when_the_clone_fails(tmp_path, monkeypatch):
+    """A clone that cannot work (no such repository, a private one) fails at once with what to do, and never
+    waits at a credentials prompt (issue 25)."""
+    import time
+
+    from mi_course.lessons import setup_cell_source
+
+    _colab(monkeypatch)
+    missing = tmp_path / "no-such-repo.git"
+    monkeypatch.setenv("MI_COURSE_REPO", str(missing))
+    monkeypatch.setenv("GIT_ASKPASS", "/bin/false")
+    setup = setup_cell_source("00").replace("/content/mi-course", str(tmp_path / "clone"))
+    start = time.monotonic()
+    with pytest.raises(SystemExit, match="MI_COURSE_REPO") as err:
+        exec(compile(setup, "setup", "exec"), {})
+    assert str(missing) in str(err.value) and "unzip it into" in str(err.value)
+    assert time.monotonic() - start < 30 and not (tmp_path / "clone").exists()
+
+
+def test_the_colab_setup_cell_clones_the_address_it_is_given(tmp_path, monkeypatch):
+    import subprocess
+
+    from mi_course.lessons import setup_cell_source
+
+    _colab(monkeypatch)
+    bare = tmp_path / "course.git"
+    subprocess.run(["git", "clone", "-q", "--bare", "--depth", "1", f"file://{ROOT}", str(bare)], check=True)
+    monkeypatch.setenv("MI_COURSE_REPO", f"file://{bare}")
+    clone = tmp_path / "mi-course"
+    setup = setup_cell_source("00").replace("/content/mi-course", str(clone))
+    exec(compile(setup, "setup", "exec"), {})  # mi_course is installed here, so no pip install
+    assert (clone / "exercises" / "l00_start_here.py").exists()
+    import os
+
+    assert os.environ["MI_COURSE_ROOT"] == str(clone)
