@@ -286,3 +286,22 @@ def test_grade_prints_each_failing_message_whole_under_the_table(fake_course, ca
     _, _, failures = capsys.readouterr().out.partition("What failed, in full:")
     assert "99.half (failed, 1/3 points)" in failures and "should be 2 * x" in failures
     assert "99.ok" not in failures
+
+
+def test_malformed_result_lines_are_skipped_and_never_drop_the_report(tmp_path):
+    """One bad line in the results file (a crash mid-write, or lines a submission appended) costs that line
+    only: the rest of the report is read (issue 24)."""
+    from mi_course.grading.report import read_jsonl
+
+    good = [{"event": "collected", "nodeid": "t::a", "exercise": "99.ok", "points": 2},
+            {"event": "result", "nodeid": "t::a", "kind": "passed", "message": ""},
+            {"event": "collected", "nodeid": "t::b", "exercise": "99.half", "points": 1}]
+    bad = ['{"event": "collected"', "[1, 2]", "null", '"passed"', '{"event": "result"}',
+           '{"event": "collected", "nodeid": "t::c", "exercise": "99.x", "points": "3"}',
+           '{"event": "result", "nodeid": "t::b", "kind": 7, "message": ""}', "[" * 100000, "\udcff"]
+    lines = [json.dumps(good[0]), bad[0], json.dumps(good[1]), *bad[1:], json.dumps(good[2])]
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(lines) + "\n", errors="surrogateescape")
+    collected, results = read_jsonl(path)
+    assert collected == {"t::a": ("99.ok", 2), "t::b": ("99.half", 1)}
+    assert results == {"t::a": ("passed", "")}

@@ -59,16 +59,31 @@ def summarize(collected: dict[str, tuple[str, int]], results: dict[str, tuple[st
     return sorted(rows.values(), key=lambda r: r.id)
 
 
+def _record(line: str) -> dict | None:
+    """One results line as a record of the plugin's shape, or None (a line cut short by a crash, or one that
+    is not the plugin's: it is skipped, so that one bad line never drops the whole report)."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("nodeid"), str):
+        return None
+    if rec.get("event") == "collected":
+        ok = isinstance(rec.get("exercise"), str) and type(rec.get("points")) is int
+    else:
+        ok = isinstance(rec.get("kind"), str) and isinstance(rec.get("message"), str)
+    return rec if ok else None
+
+
 def read_jsonl(path: Path) -> tuple[dict, dict]:
     collected, results = {}, {}
     if not Path(path).exists():
         return collected, results
-    for line in Path(path).read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if rec["event"] == "collected":
+    for line in Path(path).read_text(errors="replace").splitlines():
+        rec = _record(line)
+        if rec is None:
+            continue
+        if rec.get("event") == "collected":
             collected[rec["nodeid"]] = (rec["exercise"], rec["points"])
         elif rec["nodeid"] not in results or results[rec["nodeid"]][0] == "passed":
             # setup/call/teardown: the first failure wins over an earlier pass
