@@ -305,3 +305,32 @@ def test_malformed_result_lines_are_skipped_and_never_drop_the_report(tmp_path):
     collected, results = read_jsonl(path)
     assert collected == {"t::a": ("99.ok", 2), "t::b": ("99.half", 1)}
     assert results == {"t::a": ("passed", "")}
+
+
+LEVEL_2_KEY_FREQUENCIES = '''def key_frequencies(W_E, p, mass=0.9):
+    """The level-2 hint of 11.key_frequencies typed in as given: float32 shares, no slack (issue 23)."""
+    if not isinstance(W_E, torch.Tensor) or W_E.dim() != 2 or W_E.shape[0] < p:
+        raise ValueError("W_E must be [d_vocab, d_model] with at least p rows")
+    if not 0 < mass <= 1:
+        raise ValueError("mass must be in (0, 1]")
+    per_row = (fourier_basis(p) @ W_E[:p]).pow(2).sum(-1)
+    frequency = torch.tensor([(i + 1) // 2 for i in range(p)])
+    share = torch.zeros(p // 2 + 1).index_add_(0, frequency, per_row) / per_row.sum()
+    chosen, total = [], 0.0
+    for k in torch.sort(share, descending=True, stable=True).indices.tolist():
+        chosen.append(k)
+        total += share[k].item()
+        if total >= mass:
+            break
+    return chosen
+'''
+
+
+def test_the_level_2_hint_of_key_frequencies_typed_in_passes(tmp_path):
+    """The hint and the tests agree: its recipe, in float32 as typed, earns every point (it used to lose the
+    tie-breaking test to float32 rounding)."""
+    source = (ROOT / "solutions" / "l11_circuits_in_the_wild.py").read_text()
+    answer = ef.replace_region(source, "key_frequencies", LEVEL_2_KEY_FREQUENCIES)
+    (tmp_path / "l11_circuits_in_the_wild.py").write_text(answer)
+    rows = grade(str(tmp_path), exercises=["11.key_frequencies"])
+    assert [(r.id, r.status) for r in rows] == [("11.key_frequencies", "passed")], rows[0].message
