@@ -140,3 +140,58 @@ def test_the_hint_check_finds_a_missing_or_misordered_level():
     assert "no idea hint" in hint_problems(recipe_only)[0]
     assert "before the idea" in hint_problems(swapped)[0]
     assert "not closed" in hint_problems(unclosed)[0]
+
+
+MIN_RECIPE_SPAN = 24  # shorter code spans (a name, `x.shape`) are vocabulary, not a recipe
+# Spans that both texts may give, because the graded tests check them exactly: they are the contract.
+CONTRACT_SPANS = {
+    ("03.dataset_examples", "offset + stride * row + size"): "where a crop lies is what the test checks",
+    ("05.bigram_logits", "model.cfg.normalization_type"): "which models the function accepts",
+    ("05.decompose_logits", 'cache[f"blocks.{l}.hook_mlp_out"]'): "the terms the decomposition returns, by hook",
+    ("05.decompose_logits", 'cache["ln_final.hook_scale"]'): "the scale every term is divided by",
+    ("07.accumulated_residuals", "cache.model.cfg.n_layers"): "the model the cache came from, when not given",
+    ("08.train_toy_model", "sparse_feature_batch(batch_size, model.n_features, feature_probability, "
+                           "model.n_instances, generator)"): "the seeded batches the test replays",
+    ("10.top_logit_effects", "effect = direction @ W_U"): "the definition of a logit effect",
+    ("10.generate_with_steering", "torch.multinomial(probs, 1, generator=g)"): "the seeded sampling the test replays",
+    ("11.causal_trace", "noise = torch.randn(n_samples, len(subject), d_model, "
+                        "generator=torch.Generator().manual_seed(seed)) * noise_std"): "the seeded noise the test replays",
+}
+
+
+def recipe_in_docstrings(source_text: str, stubs: dict[str, str]) -> list[str]:
+    """Code spans of each exercise's recipe hint that its docstrings repeat: the docstring says what and why,
+    the recipe belongs to the level-2 hint (``stubs``: exercise id -> its stub region)."""
+    problems, markdown = [], ""
+    for kind, arg, lines in parse_source(source_text):
+        if kind == "markdown":
+            markdown = "\n".join(line[2:] for line in lines)
+        elif kind == "exercise" and arg in stubs:
+            start = markdown.find(RECIPE)
+            recipe = markdown[start: markdown.find("</details>", start)] if start >= 0 else ""
+            docs = []
+            for node in ast.walk(ast.parse(stubs[arg])):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    docs.append(" ".join((ast.get_docstring(node) or "").split()))
+            docs = " ".join(docs).replace("``", "`")
+            for span in re.findall(r"`([^`]+)`", " ".join(recipe.split())):
+                if len(span) >= MIN_RECIPE_SPAN and span in docs and (arg, span) not in CONTRACT_SPANS:
+                    problems.append(f"{arg}: the docstring gives the recipe's `{span}`")
+    return problems
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")),
+                         ids=lambda p: p.stem)
+def test_docstrings_are_not_the_recipe(source):
+    lesson = source.name[:2]
+    stubs = ef.stub_regions(SOLUTIONS[lesson].read_text(), lesson) if lesson in SOLUTIONS else {}
+    problems = recipe_in_docstrings(source.read_text(), {f"{lesson}.{k}": v for k, v in stubs.items()})
+    assert not problems, f"{source.name}: " + "; ".join(problems)
+
+
+def test_the_recipe_check_finds_a_docstring_that_is_the_recipe():
+    text = (f"# %% [markdown]\n# {IDEA}\n# a\n# </details>\n# {RECIPE}\n"
+            "# `shift = torch.randint(-s, s + 1, (2,), generator=g)`\n# </details>\n\n# %% [exercise] 99.f\n")
+    stub = 'def f(s, g):\n    """Shifts by ``shift = torch.randint(-s, s + 1, (2,), generator=g)``."""\n'
+    assert "randint" in recipe_in_docstrings(text, {"99.f": stub})[0]
+    assert not recipe_in_docstrings(text, {"99.f": 'def f(s, g):\n    """A random shift."""\n'})

@@ -232,6 +232,37 @@ class Sandbox:
                              stderr_truncated=streams["stderr_truncated"], setup_error=status.get("exec_error"),
                              leftover_processes=leftover)
 
+    def start(self, argv: Sequence[str], *, cwd: str | Path | None = None,
+              env: Mapping[str, str] | None = None) -> "SandboxProcess":
+        """Start ``argv`` in the sandbox and return at once with pipes to its stdin and stdout (see
+        :class:`SandboxProcess`). Same protections as :meth:`Sandbox.run` (namespaces, uid or no
+        capabilities, rlimits, the supervisor's sweep), except the wall budget, which is the caller's."""
+        if self.uid is not None:
+            _chown_tree(self.root, self.uid)
+        spec = {"argv": list(argv), "cwd": str(cwd or self.work), "env": self._subject_env(env),
+                "uid": self.uid, "private": str(self.root), "hidden": [str(p) for p in self.hidden],
+                "namespaces": self.unshare_flags is not None, "limits": _rlimits(self.limits)}
+        status_r, status_w = os.pipe()
+        spec["status_fd"] = status_w
+        spec_file = _write_spec(self.root, spec)
+        command = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--inside", spec_file]
+        if self.unshare_flags is not None:
+            command = [_tool("unshare"), *self.unshare_flags, "--", *command]
+        stderr_path = self.root / f".stderr-{time.monotonic_ns()}"
+        try:
+            with open(stderr_path, "wb") as stderr:  # the grader's file: the subject only holds the fd
+                proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                        pass_fds=(status_w,), env={"PATH": DEFAULT_PATH}, start_new_session=True,
+                                        cwd="/", bufsize=0)
+        except BaseException:
+            os.close(status_r)
+            os.unlink(spec_file)
+            raise
+        finally:
+            os.close(status_w)
+        os.set_blocking(status_r, False)
+        return SandboxProcess(proc, status_r, stderr_path, spec_file)
+
     def _subject_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         """The caller's env, plus a PATH if it has none; HOME and TMPDIR always point into the private folder."""
         result = {"PATH": DEFAULT_PATH, **(env or {})}
@@ -730,6 +761,87 @@ def _inside_main(spec: dict) -> None:
             break
     _kill_descendants()
     _send(status_fd, {"returncode": os.waitstatus_to_exitcode(status)})
+
+
+
+# ------------------------------------------------------------------------------- interactive processes
+
+
+class SandboxProcess:
+    """A program started by :meth:`Sandbox.start` that the caller talks to through pipes (the grading
+    judge's subject server). ``stdin``/``stdout`` are the caller's ends (raw, unbuffered file objects);
+    stderr goes to a file in the private folder (read its tail with :meth:`stderr_tail`). The caller owns
+    the wall budget: it should :meth:`kill` a process that does not answer in time."""
+
+    def __init__(self, proc: subprocess.Popen, status_fd: int, stderr_path: Path, spec_file: str) -> None:
+        self.proc = proc
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+        self._status_fd = status_fd
+        self._status = bytearray()
+        self._stderr_path = stderr_path
+        self._spec_file = spec_file
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole run (with namespaces, unshare's --kill-child takes the pid namespace)."""
+        _kill_group(self.proc)
+
+    def close(self, grace: float = KILL_GRACE) -> int:
+        """Close the pipes, kill what is left and reap; returns the subject's exit code where known
+        (negative for a signal)."""
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+        self._drain_status()
+        if self._status_fd >= 0:
+            os.close(self._status_fd)
+            self._status_fd = -1
+        Path(self._spec_file).unlink(missing_ok=True)
+        status = _parse_status(bytes(self._status))
+        return status.get("returncode", self.proc.returncode)
+
+    def setup_error(self) -> str | None:
+        """Why the subject could not be exec'd (bad program, bad cwd), if the supervisor said so."""
+        self._drain_status()
+        return _parse_status(bytes(self._status)).get("exec_error")
+
+    def stderr_tail(self, max_bytes: int = 4096) -> str:
+        """The last ``max_bytes`` of what the subject wrote to stderr."""
+        try:  # O_NOFOLLOW: a subject that replaced the file with a link makes the grader read nothing
+            fd = os.open(self._stderr_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return ""
+                f.seek(max(os.fstat(f.fileno()).st_size - max_bytes, 0))
+                return f.read(max_bytes).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _drain_status(self) -> None:
+        while self._status_fd >= 0 and len(self._status) < STATUS_CAP:
+            try:
+                chunk = os.read(self._status_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self._status += chunk
+
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--inside"]:
