@@ -193,8 +193,10 @@ if lite:
 # Three details make the sum exact:
 #
 # * **Positions.** With *standard* positional embeddings, `hook_pos_embed` is added to the stream and
-#   needs its own term. Our attention-only models (both modes) use *shortformer* positions: they are added
-#   to the queries' and keys' inputs only, so they shape attention patterns but never enter the stream.
+#   needs its own term. The lite attention-only models use *shortformer* positions: they are added to the
+#   queries' and keys' inputs only, so they shape attention patterns but never enter the stream. The real
+#   ones of full mode (TransformerLens's `attn-only-1l`, `-2l`) add *standard* positions, so there
+#   `hook_pos_embed` is one more term (the first cell of this lesson prints which kind the model has).
 # * **Biases.** `b_O` (one per layer) and `b_U` are terms too. (A head's `b_V` is inside its `z`.)
 # * **The final LayerNorm** is not linear: it divides by the stream's scale. But for *one* input that
 #   scale is a fixed number per position, cached as `ln_final.hook_scale`. Dividing every term by it, and
@@ -278,7 +280,8 @@ for h in range(model1.cfg.n_heads):
 # layers (lesson 11). Sections 4 and 5 read such rules from the weights.
 #
 # The same call works for models with LayerNorm and MLPs; the next cell runs it on the language model
-# when one is available (GPT-2 small in full mode: 12 layers x 12 heads, 12 MLPs, 158 terms).
+# when one is available (GPT-2 small in full mode: the embedding, the positions, 12 layers x 12 heads, 12 MLPs,
+# 12 attention-output biases and `b_U`, 171 terms).
 
 # %%
 if lm is not None:

@@ -120,9 +120,10 @@ print("same as TransformerLens's cache.accumulated_resid():",
 # and standard deviation. `model.ln_final(x)` recomputes those statistics for whatever vector you give it,
 # which is what we want. The cache also holds `ln_final.hook_scale`, but that is the scale of the *final*
 # residual; dividing an earlier layer by it (which is what `cache.apply_ln_to_stack` does, a tool meant for
-# direct logit attribution) gives a different, wrong lens. Models without a final LayerNorm (the
+# direct logit attribution) gives a different, wrong lens. Models without a final LayerNorm (the lite
 # attention-only models of lessons 05 and 06, `normalization_type=None`) have no `model.ln_final`: there the
-# lens is just $W_U x_l + b_U$.
+# lens is just $W_U x_l + b_U$. The real attention-only models of full mode do have one (TransformerLens
+# folds its weights in: `normalization_type="LNPre"`).
 #
 # The last row of the lens must equal the model's logits. Row 0, the decoded embeddings, is the best the
 # model could say from the current token alone (a bigram guess), *if* the unembedding can read the
