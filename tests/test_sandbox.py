@@ -345,3 +345,40 @@ def test_as_a_normal_user(outside):
         assert words[:1] == ["capped"] and int(words[1]) < 16
     else:  # no unprivileged user namespace: the report must say the tree is writable
         assert "grader's uid" in applied["filesystem"]
+
+
+ECHO = """
+    import os, sys
+    print("to stderr", file=sys.stderr, flush=True)
+    while line := sys.stdin.readline():
+        if line.strip() == "hang":
+            while True:
+                pass
+        sys.stdout.write(line.upper())
+        sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("mode", ["same-uid", "same-uid-no-ns"])
+def test_start_gives_an_interactive_process(mode):
+    """Sandbox.start: talk to the subject through pipes; kill and close take it down; stderr stays readable."""
+    with sb.Sandbox(sb.SandboxLimits(wall_seconds=20), **_mode(mode)) as box:
+        proc = box.start([_subject_python(mode), "-I", "-c", textwrap.dedent(ECHO)])
+        for word in (b"one", b"two"):
+            proc.stdin.write(word + b"\n")
+            assert proc.stdout.readline() == word.upper() + b"\n"
+        proc.stdin.write(b"hang\n")
+        time.sleep(0.3)
+        assert proc.alive()
+        proc.kill()
+        code = proc.close()
+        assert not proc.alive() and code != 0
+        assert "to stderr" in proc.stderr_tail()
+        assert proc.setup_error() is None
+
+
+def test_start_reports_a_setup_error():
+    with sb.Sandbox(drop_privileges=False) as box:
+        proc = box.start(["/no/such/program"])
+        assert proc.close() == 127
+        assert "FileNotFoundError" in (proc.setup_error() or "")

@@ -24,6 +24,9 @@ instructor's tree not world-writable and anything secret (other students' work, 
 reach, by permissions or by ``hidden``. Without a mount namespace, a subject that runs as the grader's
 uid (grader not root) can write whatever the grader can write: run class grading as root or in a container.
 
+``Sandbox.start`` runs a program the caller talks to through pipes instead (a ``SandboxProcess``: the
+grading judge's subject server, ``mi_course.grading.judge``); the caller then owns the wall budget.
+
 Files go in and out through ``exchange`` (a folder of the private tree): the caller writes inputs before a
 run and reads outputs after it with ``read_output`` (no symlinks, regular files, size cap). Treat them as
 data only (JSON, safetensors): nothing here unpickles anything, and neither should the judge.
@@ -188,28 +191,10 @@ class Sandbox:
         """Run ``argv`` in the sandbox and wait for it, at most ``limits.wall_seconds``. ``env`` is all the
         subject gets (nothing is inherited) plus PATH (if missing), HOME and TMPDIR; ``cwd`` defaults to
         the private ``work`` folder."""
-        if self.uid is not None:
-            _chown_tree(self.root, self.uid)
-        spec = {"argv": list(argv), "cwd": str(cwd or self.work), "env": self._subject_env(env),
-                "uid": self.uid, "private": str(self.root), "hidden": [str(p) for p in self.hidden],
-                "namespaces": self.unshare_flags is not None, "limits": _rlimits(self.limits)}
-        status_r, status_w = os.pipe()
-        spec["status_fd"] = status_w
-        spec_file = _write_spec(self.root, spec)  # a file, not argv: ps would show argv to every user
-        command = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--inside", spec_file]
-        if self.unshare_flags is not None:
-            command = [_tool("unshare"), *self.unshare_flags, "--", *command]
         start = time.monotonic()
-        try:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
-                                    env={"PATH": DEFAULT_PATH}, start_new_session=True, cwd="/")
-        except BaseException:
-            os.close(status_r)
-            os.unlink(spec_file)
-            raise
-        finally:
-            os.close(status_w)
+        proc, status_r, spec_file = self._launch(
+            argv, cwd, env, stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
         try:
             streams = _collect(proc, stdin_bytes, status_r, start + self.limits.wall_seconds, self.limits.output_bytes)
         except BaseException:  # an interrupted grader leaves no subject running
@@ -237,6 +222,15 @@ class Sandbox:
         """Start ``argv`` in the sandbox and return at once with pipes to its stdin and stdout (see
         :class:`SandboxProcess`). Same protections as :meth:`Sandbox.run` (namespaces, uid or no
         capabilities, rlimits, the supervisor's sweep), except the wall budget, which is the caller's."""
+        stderr_path = self.root / f".stderr-{time.monotonic_ns()}"
+        with open(stderr_path, "wb") as stderr:  # the grader's file: the subject only holds the fd
+            proc, status_r, spec_file = self._launch(argv, cwd, env, stdin=subprocess.PIPE, stderr=stderr, bufsize=0)
+        os.set_blocking(status_r, False)
+        return SandboxProcess(proc, status_r, stderr_path, spec_file)
+
+    def _launch(self, argv: Sequence[str], cwd: str | Path | None, env: Mapping[str, str] | None,
+                **popen: object) -> tuple[subprocess.Popen, int, str]:
+        """Start the supervisor (in the namespaces) that runs ``argv``: (process, status pipe, spec file)."""
         if self.uid is not None:
             _chown_tree(self.root, self.uid)
         spec = {"argv": list(argv), "cwd": str(cwd or self.work), "env": self._subject_env(env),
@@ -244,24 +238,20 @@ class Sandbox:
                 "namespaces": self.unshare_flags is not None, "limits": _rlimits(self.limits)}
         status_r, status_w = os.pipe()
         spec["status_fd"] = status_w
-        spec_file = _write_spec(self.root, spec)
+        spec_file = _write_spec(self.root, spec)  # a file, not argv: ps would show argv to every user
         command = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--inside", spec_file]
         if self.unshare_flags is not None:
             command = [_tool("unshare"), *self.unshare_flags, "--", *command]
-        stderr_path = self.root / f".stderr-{time.monotonic_ns()}"
         try:
-            with open(stderr_path, "wb") as stderr:  # the grader's file: the subject only holds the fd
-                proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                        pass_fds=(status_w,), env={"PATH": DEFAULT_PATH}, start_new_session=True,
-                                        cwd="/", bufsize=0)
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, pass_fds=(status_w,),
+                                    env={"PATH": DEFAULT_PATH}, start_new_session=True, cwd="/", **popen)
         except BaseException:
             os.close(status_r)
             os.unlink(spec_file)
             raise
         finally:
             os.close(status_w)
-        os.set_blocking(status_r, False)
-        return SandboxProcess(proc, status_r, stderr_path, spec_file)
+        return proc, status_r, spec_file
 
     def _subject_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         """The caller's env, plus a PATH if it has none; HOME and TMPDIR always point into the private folder."""

@@ -1,0 +1,229 @@
+"""The subject server: holds one learner's lesson module inside the sandbox and runs calls on it.
+
+Run by the judge (``mi_course.grading.judge.Subject``) as::
+
+    python -I -m mi_course.grading.subject --lesson-file PATH
+
+It imports the lesson file by path under a private module name, then answers framed requests (see
+``mi_course.grading.codec.pack``) read from stdin, one at a time, with framed replies on stdout:
+
+Every reply echoes the request's ``"id"``.
+
+* first, unasked: ``{"op": "ready", "names": {name: "callable" | "value"}}``, or ``{"op": "import_error",
+  "error": {...}}`` (then it exits);
+* ``{"op": "call", "name", "args", "kwargs"}`` -> ``{"ok": true, "value", "mutated": [keys]}`` where
+  ``mutated`` lists the request's tensor keys that the call changed in place (their new values travel as
+  ``mut.<key>`` tensors, so the judge can write them back), or ``{"ok": false, "error": {...}}``;
+* ``{"op": "has", "name"}`` -> ``{"ok": true, "has": bool, "callable": bool}``;
+* ``{"op": "get", "name"}`` -> ``{"ok": true, "value"}`` (a module-level value, opaque if it has no codec).
+
+The learner's prints must not corrupt the channel: replies go to a private duplicate of fd 1, and fd 1
+itself (and ``sys.stdout``) is pointed at stderr; stdin is replaced by /dev/null the same way. A learner
+can still find the private descriptors and write to them, but that only forges answers the learner's code
+computes anyway: every verdict is computed by the judge. Nothing here unpickles or evaluates request data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+MODULE_NAME = "_mi_subject_lesson"
+TRACEBACK_CHARS = 4000
+
+
+class Channel:
+    """Frames over two raw file descriptors (the judge's requests in, the replies out)."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    def read(self) -> tuple[Any, dict] | None:
+        """The next request (message, tensors), or None at end of input."""
+        from mi_course.grading import codec
+
+        header = self._read_exact(codec.HEADER.size)
+        if header is None:
+            return None
+        n_doc, n_blob = codec.unpack_header(header)
+        body = self._read_exact(n_doc + n_blob) if n_doc + n_blob else b""
+        if body is None:
+            return None
+        return codec.unpack_body(body[:n_doc], body[n_doc:])
+
+    def write(self, message: Any, tensors: dict) -> None:
+        from mi_course.grading import codec
+
+        view = memoryview(codec.pack(message, tensors))
+        while view:
+            view = view[os.write(self.write_fd, view):]
+
+    def _read_exact(self, n: int) -> bytes | None:
+        chunks, left = [], n
+        while left:
+            chunk = os.read(self.read_fd, min(left, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+def private_channel() -> Channel:
+    """Keep the real stdin/stdout for the protocol on private fds; give the learner /dev/null and stderr."""
+    read_fd, write_fd = os.dup(0), os.dup(1)  # os.dup: not inheritable by the learner's subprocesses
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    return Channel(read_fd, write_fd)
+
+
+def load_lesson(path: Path) -> ModuleType:
+    """Import the lesson file by path under a name no course module uses."""
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def public_names(module: ModuleType) -> dict[str, str]:
+    """Every module-level name not starting with "_": "callable" or "value"."""
+    return {k: "callable" if callable(v) else "value" for k, v in vars(module).items() if not k.startswith("_")}
+
+
+def describe_error(err: BaseException) -> tuple[dict, dict]:
+    """(error JSON, tensors) of an exception: its class name, the nearest allow-listed built-in class in
+    its MRO (so a learner's ValueError subclass still reads as a ValueError), its args, its traceback."""
+    from mi_course.grading import codec
+    from mi_course.grading.codec import ALLOWED_EXCEPTIONS
+
+    builtin = next((c.__name__ for c in type(err).__mro__
+                    if c.__module__ == "builtins" and c.__name__ in ALLOWED_EXCEPTIONS), None)
+    try:
+        args_tree, tensors, _ = codec.encode(tuple(err.args), opaque=True)
+    except Exception:  # noqa: BLE001 - a learner's exception may carry anything
+        args_tree, tensors = None, {}
+    try:
+        message = str(err)
+    except Exception:  # noqa: BLE001
+        message = "<str() of the exception failed>"
+    tb = "".join(traceback.format_exception(err))[-TRACEBACK_CHARS:]
+    return {"type": type(err).__name__, "builtin": builtin, "message": message[:TRACEBACK_CHARS],
+            "args": args_tree, "traceback": tb}, tensors
+
+
+def snapshot(objects: dict[str, Any]) -> dict[str, Any]:
+    """Copies of the request's tensors, to see afterwards which ones the call changed in place."""
+    import torch
+
+    return {k: v.detach().clone() for k, v in objects.items() if isinstance(v, torch.Tensor)}
+
+
+def changed(before: Any, after: Any) -> bool:
+    """Whether a tensor differs from its copy: shape, dtype or any bit (NaN-safe, unlike torch.equal)."""
+    import torch
+
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return True
+    a = after.detach().contiguous().reshape(-1).view(torch.uint8)
+    return not torch.equal(a, before.contiguous().reshape(-1).view(torch.uint8))
+
+
+def handle_call(module: ModuleType, message: dict, tensors: dict) -> tuple[dict, dict]:
+    """Decode the arguments, call the learner's function, report the value and the in-place mutations."""
+    from mi_course.grading import codec
+
+    name = message.get("name")
+    fn = getattr(module, name, None) if isinstance(name, str) and not name.startswith("_") else None
+    if fn is None or not callable(fn):
+        return error_reply(AttributeError(f"the lesson module has no function {name!r}"))
+    decoder = codec._Decoder(tensors, codec.DEFAULT_LIMITS)
+    args = decoder.decode(message.get("args"))
+    kwargs = decoder.decode(message.get("kwargs"))
+    if type(args) is not list or type(kwargs) is not dict or any(type(k) is not str for k in kwargs):
+        raise codec.CodecError("malformed call arguments")
+    before = snapshot(decoder.objects)
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as err:  # noqa: BLE001 - SystemExit from a learner is an error too
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        return error_reply(err)
+    tree, out, _ = codec.encode(value, opaque=True)
+    mutated = [k for k, v in before.items() if changed(v, decoder.objects[k])]
+    for key in mutated:
+        out[f"mut.{key}"] = decoder.objects[key].detach().contiguous().clone()
+    return {"ok": True, "value": tree, "mutated": mutated}, out
+
+
+def error_reply(err: BaseException) -> tuple[dict, dict]:
+    error, tensors = describe_error(err)
+    return {"ok": False, "error": error}, tensors
+
+
+def handle(module: ModuleType, message: Any, tensors: dict) -> tuple[dict, dict]:
+    """One request -> one reply. Protocol errors are reported, never raised (the judge decides)."""
+    from mi_course.grading import codec
+
+    if type(message) is not dict:
+        return {"ok": False, "protocol": "request is not a JSON object"}, {}
+    op, name = message.get("op"), message.get("name")
+    try:
+        if op == "call":
+            return handle_call(module, message, tensors)
+        if op == "has":
+            value = getattr(module, name, None) if isinstance(name, str) and not name.startswith("_") else None
+            return {"ok": True, "has": value is not None, "callable": callable(value)}, {}
+        if op == "get":
+            if not isinstance(name, str) or name.startswith("_") or not hasattr(module, name):
+                return error_reply(AttributeError(f"the lesson module has no attribute {name!r}"))
+            tree, out, _ = codec.encode(getattr(module, name), opaque=True)
+            return {"ok": True, "value": tree}, out
+    except codec.CodecError as err:
+        return {"ok": False, "protocol": f"{err}"}, {}
+    return {"ok": False, "protocol": f"unknown op {op!r}"}, {}
+
+
+def serve(channel: Channel, module: ModuleType) -> None:
+    """Answer requests until the judge closes the pipe or says bye."""
+    channel.write({"op": "ready", "names": public_names(module)}, {})
+    while (request := channel.read()) is not None:
+        message, tensors = request
+        if type(message) is dict and message.get("op") == "bye":
+            return
+        reply, out = handle(module, message, tensors)
+        channel.write({**reply, "id": message.get("id") if type(message) is dict else None}, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson-file", required=True, type=Path)
+    options = parser.parse_args(argv)
+    channel = private_channel()
+    import torch  # noqa: F401 - before the learner's import, so its cost is not the learner's
+
+    try:
+        module = load_lesson(options.lesson_file)
+    except BaseException as err:  # noqa: BLE001 - a learner's top level may raise anything, SystemExit too
+        error, tensors = describe_error(err)
+        channel.write({"op": "import_error", "error": error}, tensors)
+        return 0
+    serve(channel, module)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
