@@ -40,17 +40,9 @@ def _imported_modules(code: str) -> set[str]:
 def _solution_blocks(source: str) -> dict[str, str]:
     """Exercise name -> the code of its BEGIN/END SOLUTION blocks, dedented."""
     out: dict[str, list[str]] = {}
-    current, block = None, None
-    for line in source.splitlines():
-        if m := ef.START.match(line):
-            current = m["name"]
-        if ef.SOLUTION_BEGIN.match(line):
-            block = []
-        elif ef.SOLUTION_END.match(line):
-            out.setdefault(current, []).append("if True:\n" + "\n".join(block))
-            block = None
-        elif block is not None:
-            block.append(line)
+    lines = source.splitlines()
+    for name, first, end in ef.solution_spans(source):
+        out.setdefault(name, []).append("if True:\n" + "\n".join(lines[first:end]))
     return {name: "\n".join(blocks) for name, blocks in out.items()}
 
 

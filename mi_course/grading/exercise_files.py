@@ -108,6 +108,21 @@ def replace_region(source: str, name: str, body: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def solution_spans(source: str) -> list[tuple[str | None, int, int]]:
+    """(exercise, first, end) of each ``BEGIN/END SOLUTION`` block: its body is ``lines[first:end]`` (0-based,
+    markers excluded); exercise is the region it sits in (None before the first region)."""
+    spans, current, first = [], None, None
+    for i, line in enumerate(source.splitlines()):
+        if m := START.match(line):
+            current = m["name"]
+        if SOLUTION_BEGIN.match(line):
+            first = i + 1
+        elif SOLUTION_END.match(line) and first is not None:
+            spans.append((current, first, i))
+            first = None
+    return spans
+
+
 def make_stubs(solution_source: str, lesson: str) -> str:
     """The learner's starting file: every solution block replaced by its stub."""
     out: list[str] = []

@@ -24,14 +24,13 @@ from mi_course.grading.exercise_files import (ExerciseId, keep_docstrings, lesso
 from mi_course.grading.impl import impl_folder, load_impl
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.grading.stubs import is_untouched_stub
-from mi_course.paths import ensure_importable
 
 HISTORY_DIR = ".history"  # inside exercises/: answers a cell replaced, one file per replacement
 _saved_here: dict[str, str] = {}  # exercise id -> the region this kernel last wrote (re-runs need no backup)
 
 
 def lesson_file(eid: ExerciseId, impl: str) -> Path:
-    files = lesson_modules(impl_folder(impl) if impl != "exercises" else ensure_importable() / impl)
+    files = lesson_modules(impl_folder(impl))
     if eid.lesson not in files:
         raise FileNotFoundError(f"no {impl}/l{eid.lesson}_*.py for exercise {eid}")
     return files[eid.lesson]

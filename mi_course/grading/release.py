@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from mi_course.grading.exercise_files import SOLUTION_BEGIN, SOLUTION_END, START, lesson_modules
+from mi_course.grading.exercise_files import lesson_modules, solution_spans
 from mi_course.paths import PACKAGE_DIR, ROOT_ENV, repo_root
 
 TEMPLATES = PACKAGE_DIR / "templates" / "release"
@@ -251,20 +251,11 @@ def solution_blocks(solutions: Path, stubs: list[str] | None = None) -> list[Sol
     blocks = []
     for lesson, path in modules.items():
         source = path.read_text()
-        raw, code = source.splitlines(), _code_lines(source)
-        exercise, start, body = None, 0, None
-        for i, line in enumerate(raw):
-            if m := START.match(line):
-                exercise = m["name"]
-            if SOLUTION_BEGIN.match(line):
-                start, body = i + 1, []
-            elif SOLUTION_END.match(line) and body is not None:
-                keep = [l for l in body if len(l) >= MIN_LINE and l not in stub_text
-                        and not re.match(r"(import|from)\s", l)]
-                blocks.append(SolutionBlock(lesson, exercise, f"solutions/{path.name}:{start}", keep))
-                body = None
-            elif body is not None:
-                body.append(_norm(code[i]))
+        code = _code_lines(source)
+        for exercise, first, end in solution_spans(source):
+            keep = [l for l in map(_norm, code[first:end]) if len(l) >= MIN_LINE and l not in stub_text
+                    and not re.match(r"(import|from)\s", l)]
+            blocks.append(SolutionBlock(lesson, exercise, f"solutions/{path.name}:{first}", keep))
     return blocks
 
 
