@@ -129,7 +129,8 @@ def cmd_grade(args) -> int:
     from mi_course.grading.report import write_json, write_junit
     from mi_course.grading.runner import grade, print_report
 
-    rows = grade(args.impl, lessons=args.lesson, exercises=args.exercise, test_timeout=args.timeout)
+    rows = grade(args.impl, lessons=args.lesson, exercises=args.exercise, test_timeout=args.timeout,
+                 judge=args.judge)
     print_report(rows, args.impl)
     if args.json:
         write_json(rows, Path(args.json), args.impl)
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--junit", default=None, help="write JUnit XML here")
     p.add_argument("--timeout", type=float, default=None, help="seconds each test may take")
     p.add_argument("--strict", action="store_true", help="exit 1 unless every graded exercise passed")
+    p.add_argument("--judge", action="store_true",
+                   help="grade as class grading does: the lesson files run only in a sandboxed subject process")
     p.set_defaults(fn=cmd_grade)
 
     p = sub.add_parser("build", help="(course authors) regenerate exercises/, notebooks and the Classroom "

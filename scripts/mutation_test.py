@@ -214,11 +214,15 @@ def _copy_solutions(dest: Path) -> None:
         shutil.copy2(path, dest / path.name)
 
 
+JUDGE = False  # --judge: grade as class grading does (the lesson file runs only in a sandboxed subject)
+
+
 def grade_folder(folder: Path, lesson: str, exercises: list[str]) -> tuple[str, str, str]:
     """Grade ``exercises`` (names in ``lesson``) on ``folder`` with the course's own grader (the warm
     worker's forked children, or a fresh pytest process each with MI_COURSE_GRADE_FORK=0): (status, test,
     message), status "passed", "failed" (a test failed, crashed or hung) or "error" (nothing was graded)."""
-    rows = grade(str(folder), exercises=[f"{lesson}.{e}" for e in exercises], test_timeout=TEST_TIMEOUT)
+    rows = grade(str(folder), exercises=[f"{lesson}.{e}" for e in exercises], test_timeout=TEST_TIMEOUT,
+                 judge=JUDGE)
     failing = [r for r in rows if r.points_earned < r.points_possible]
     if failing:
         test, _, message = failing[0].message.partition(": ")
@@ -323,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every outcome to this file")
     parser.add_argument("--list", action="store_true", help="list the selected mutants and stop")
     parser.add_argument("--no-baseline", action="store_true", help="skip grading the unmutated solutions first")
+    parser.add_argument("--judge", action="store_true",
+                        help="grade as class grading does: through the judge and a sandboxed subject")
     args = parser.parse_args(argv)
+    global JUDGE
+    JUDGE = args.judge
 
     try:
         mutants = select(load_mutants(), args.lesson, args.mutant)

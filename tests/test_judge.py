@@ -28,7 +28,7 @@ import torch
 from mi_course.grading import codec
 from mi_course.grading.asserts import call_unmutated, expect_value_error
 from mi_course.grading.exercise_files import make_stubs
-from mi_course.grading.judge import (ProtocolError, RemoteError, RemoteImpl, Subject, SubjectDied,
+from mi_course.grading.judge import (DriverError, drive, ProtocolError, RemoteError, RemoteImpl, Subject, SubjectDied,
                                      SubjectTimeout)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,6 +317,41 @@ def test_values_come_back(fake):
     assert torch.equal(impl.kw(x, scale=3), 3 * x)
     assert impl.CONSTANT == 7
     assert fake[1].has("ok") and not fake[1].has("no_such_function") and not fake[1].has("_private")
+
+
+def _local_fake():
+    import types
+
+    module = types.ModuleType("l99_fake_local")
+    exec(compile(FAKE_LESSON, "l99_fake_local.py", "exec"), module.__dict__)
+    return module
+
+
+def _driver_spied(impl, x):
+    """A driver: runs next to the learner's module (here in the subject), patches it, returns data."""
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(impl, "half", lambda v: calls.append(v.shape) or v)
+        out = impl.ok(impl.half(x))  # the learner's own function, with the spy in place of its helper
+    return {"out": out, "calls": len(calls), "module": impl.__name__}
+
+
+def _driver_raises(impl):
+    return impl.picky(5)
+
+
+def test_drivers_run_where_the_learners_code_is(fake):
+    impl, subject = fake
+    x = torch.arange(3.0)
+    got = drive(impl, _driver_spied, x)
+    assert torch.equal(got["out"], 2 * x) and got["calls"] == 1
+    assert got["module"] == "_mi_subject_lesson"  # the subject's copy of the lesson, not one in this process
+    assert drive(_local_fake(), _driver_spied, x)["module"] == "l99_fake_local"  # a local impl: run here
+    with pytest.raises(ValueError, match="bad value 5"):  # the learner's exception, with its class
+        drive(impl, _driver_raises)
+    with pytest.raises(DriverError):  # only module-level functions of a test file
+        drive(impl, lambda m: 1)
+    assert torch.equal(impl.ok(x), 2 * x)
 
 
 def test_prints_do_not_corrupt_the_channel(fake):

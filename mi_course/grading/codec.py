@@ -88,10 +88,13 @@ def register_role(model: torch.nn.Module, role: str) -> torch.nn.Module:
 
 def role_of(model: Any) -> str | None:
     """The registered role of ``model``, or None."""
+    from mi_course.models.registry import lite_role_of
+
     try:
-        return _ROLES.get(model)
+        role = _ROLES.get(model)
     except TypeError:  # not weak-referenceable
         return None
+    return role if role is not None else lite_role_of(model)
 
 
 def load_role_model(role: str) -> torch.nn.Module:

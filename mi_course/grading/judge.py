@@ -177,6 +177,17 @@ class Subject:
         write_back(reply.get("mutated"), out, sources)
         return codec.decode(reply.get("value"), out, models=False)
 
+    def drive(self, function: Any, args: tuple, kwargs: dict) -> Any:
+        """``function(<the learner's module>, *args, **kwargs)`` run in the subject (see :func:`drive`)."""
+        file, name = driver_location(function)
+        tree, tensors, sources = codec.encode([list(args), kwargs])
+        reply, out = self.request({"op": "drive", "file": file, "function": name, "args": tree[0],
+                                   "kwargs": tree[1]}, tensors)
+        if not reply.get("ok"):
+            raise_remote(reply.get("error"), out)
+        write_back(reply.get("mutated"), out, sources)
+        return codec.decode(reply.get("value"), out, models=False)
+
     def has(self, name: str) -> bool:
         """Whether the learner's module has ``name`` (asks the subject)."""
         reply, _ = self.request({"op": "has", "name": name}, {})
@@ -340,6 +351,37 @@ def raise_remote(error: Any, tensors: dict, *, raise_it: bool = True) -> BaseExc
 # ------------------------------------------------------------------------------------------ the proxy
 
 
+class DriverError(Exception):
+    """A graded test passed ``drive`` something that is not a module-level function of a test file (the
+    course's bug, never the learner's: not a ValueError, so no validation test can take it for one)."""
+
+
+def driver_location(function: Any) -> tuple[str, str]:
+    """(test file, function name) of a driver, which must be a module-level function of its file."""
+    module = sys.modules.get(getattr(function, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    name = getattr(function, "__qualname__", "")
+    if file is None or not name.isidentifier() or getattr(module, name, None) is not function:
+        raise DriverError(f"drive() needs a module-level function of a test file, not {function!r}")
+    return str(Path(file).resolve()), name
+
+
+def drive(impl: Any, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(impl, *args, **kwargs)`` where the learner's code runs.
+
+    A graded test keeps its checks and hands the part that must run next to the learner's code (spies and
+    monkeypatches on the lesson module, closures and modules the learner returns, gradients, hooks left on
+    a model, training loops) to a *driver*: a module-level function of the test file that takes the lesson
+    module first and returns data (tensors, numbers, strings, lists, dicts, models by role). With a local
+    ``impl`` (``mi-course grade``, ``check``) the driver runs here; in class grading (``RemoteImpl``) it runs
+    in the learner's sandboxed subject and only its returned data comes back, so the test's asserts, which
+    decide the verdict, always run in the judge. A driver may fail a test (raise) but never pass one: it
+    returns what the test then checks."""
+    if isinstance(impl, RemoteImpl):
+        return object.__getattribute__(impl, "_subject").drive(function, args, kwargs)
+    return function(impl, *args, **kwargs)
+
+
 class RemoteFunction:
     """A callable that runs the learner's ``name`` in the subject."""
 
@@ -380,15 +422,25 @@ class RemoteImpl:
         return f"<RemoteImpl {self._subject.lesson_file.name}>"
 
 
-@pytest.fixture(scope="module", name="impl")
-def remote_impl_fixture(request: pytest.FixtureRequest) -> Any:
-    """The ``impl`` of a graded test module, run remotely: the lesson file ``LESSON``.py from ``--impl``'s
-    folder, in a sandboxed subject for the module's tests, closed after them."""
+CALL_SECONDS_ENV = "MI_COURSE_JUDGE_CALL_SECONDS"
+BUDGET_SECONDS_ENV = "MI_COURSE_JUDGE_LESSON_SECONDS"
+
+
+def remote_impl(config: pytest.Config, lesson: str) -> Any:
+    """A generator for the plugin's ``impl`` fixture under ``--judge``: a RemoteImpl over the lesson file
+    ``lesson``.py of ``--impl``'s folder, in a sandboxed subject for the module's tests, closed after them."""
     from mi_course.grading.impl import impl_folder
 
-    path = impl_folder(request.config._mi_impl) / f"{request.module.LESSON}.py"
-    subject = Subject(path, call_seconds=float(os.environ.get("MI_COURSE_JUDGE_CALL_SECONDS", "60")))
+    path = impl_folder(config._mi_impl) / f"{lesson}.py"
+    subject = Subject(path, call_seconds=float(os.environ.get(CALL_SECONDS_ENV, "120")),
+                      budget_seconds=float(os.environ.get(BUDGET_SECONDS_ENV, "900")))
     try:
         yield RemoteImpl(subject)
     finally:
         subject.close()
+
+
+@pytest.fixture(scope="module", name="impl")
+def remote_impl_fixture(request: pytest.FixtureRequest) -> Any:
+    """``impl`` run remotely (a conftest that imports this overrides the plugin's fixture)."""
+    yield from remote_impl(request.config, request.module.LESSON)

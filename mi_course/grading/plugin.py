@@ -6,6 +6,7 @@ Loaded for every pytest run of the course (``-p mi_course.grading.plugin`` in py
     --exercise 08.ToyModel            run only that exercise's tests (repeatable)
     --lesson 08                       run only that lesson's graded tests (repeatable)
     --grade-jsonl PATH                append one JSON record per collected test and per result
+    --judge                           run the learner's module in a sandboxed subject (class grading)
 
 Graded tests are marked ``@pytest.mark.exercise("ToyModel", points=2)`` in a module that sets
 ``LESSON = "l08_superposition"``; they take the fixture ``impl`` (the imported lesson module).
@@ -32,6 +33,9 @@ def pytest_addoption(parser):
     group.addoption("--exercise", action="append", default=[], help="only this exercise id, e.g. 08.ToyModel")
     group.addoption("--lesson", action="append", default=[], help="only this lesson number, e.g. 08")
     group.addoption("--grade-jsonl", default=None, help="append per-test grading records to this file")
+    group.addoption("--judge", action="store_true", default=False,
+                    help="class grading: never import the learner's module here; run it in a sandboxed subject "
+                         "process (mi_course.grading.judge) and check what comes back")
 
 
 def pytest_configure(config):
@@ -99,6 +103,8 @@ def _classify(call) -> tuple[str, str]:
     if isinstance(value, NotImplementedError):
         return "not_started", str(value) or "NotImplementedError"
     text = str(value)
+    if any(c.__name__ == "SubjectTimeout" for c in type(value).__mro__):  # class grading: the subject overran
+        return "timeout", text
     if excinfo.typename == "Failed" and text.startswith("Timeout"):
         return "timeout", f"took too long ({text}); look for an infinite loop or a very slow step"
     if isinstance(value, AssertionError):
@@ -146,7 +152,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(scope="module")
 def impl(request):
-    """The lesson module under test (the learner's exercises, the solutions, or a folder's copy)."""
+    """The lesson module under test (the learner's exercises, the solutions, or a folder's copy); with
+    ``--judge``, a proxy to it running in a sandboxed subject process."""
     from mi_course.grading.impl import load_impl
 
-    return load_impl(request.module.LESSON, request.config._mi_impl)
+    if request.config.getoption("judge"):
+        from mi_course.grading.judge import remote_impl
+
+        yield from remote_impl(request.config, request.module.LESSON)
+        return
+    yield load_impl(request.module.LESSON, request.config._mi_impl)

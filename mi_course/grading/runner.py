@@ -41,12 +41,14 @@ def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
 
 
 def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
-                impl: str) -> tuple[int | str, str]:
+                impl: str, judge: bool = False) -> tuple[int | str, str]:
     """(exit code or 'timeout' when it ran past ``wall_limit`` seconds, its output) of one pytest process."""
     cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
            "-q", "--no-header", *PLUGIN_ARGS, "-o", "console_output_style=classic"]
     if test_timeout:
         cmd += ["--timeout", str(test_timeout)]
+    if judge:
+        cmd += ["--judge"]
     # One torch thread unless asked otherwise: graded tests use small tensors, where extra threads only
     # contend with the notebook's kernel that called check().
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -67,8 +69,9 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
 
 
 def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: list[str] | None = None,
-          test_timeout: float | None = None) -> list[ExerciseResult]:
-    """Grade ``impl`` ('exercises', 'solutions' or a folder); one result per exercise."""
+          test_timeout: float | None = None, judge: bool = False) -> list[ExerciseResult]:
+    """Grade ``impl`` ('exercises', 'solutions' or a folder); one result per exercise. ``judge``: the lesson
+    files run only in sandboxed subject processes (class grading), never in the grading process."""
     impl_folder(impl)  # a bad --impl is one clear error, not one per test
     exercise_ids = [str(ExerciseId.parse(e)) for e in exercises or []]
     if exercise_ids:
@@ -81,7 +84,7 @@ def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: 
             stopped: dict[str, tuple[str, str]] = {}  # results for tests whose process died under them
             while True:
                 args = [str(test_file)] + [a for e in pending for a in ("--exercise", e)]
-                rc, output = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl)
+                rc, output = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl, judge)
                 collected, results = read_jsonl(jsonl)
                 results.update(stopped)
                 unfinished = [n for n in collected if n not in results]  # in the order pytest ran them

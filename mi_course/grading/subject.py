@@ -15,7 +15,11 @@ Every reply echoes the request's ``"id"``.
   ``mutated`` lists the request's tensor keys that the call changed in place (their new values travel as
   ``mut.<key>`` tensors, so the judge can write them back), or ``{"ok": false, "error": {...}}``;
 * ``{"op": "has", "name"}`` -> ``{"ok": true, "has": bool, "callable": bool}``;
-* ``{"op": "get", "name"}`` -> ``{"ok": true, "value"}`` (a module-level value, opaque if it has no codec).
+* ``{"op": "get", "name"}`` -> ``{"ok": true, "value"}`` (a module-level value, opaque if it has no codec);
+* ``{"op": "drive", "file", "function", "args", "kwargs"}`` -> as ``call``, for ``function(module, *args,
+  **kwargs)`` where ``function`` is a module-level function of the trusted test file ``file`` (a graded
+  test's *driver*: the part of a test that must run next to the learner's code, see
+  ``mi_course.grading.judge.drive``). Only files under the course's ``tests/`` folder are imported.
 
 The learner's prints must not corrupt the channel: replies go to a private duplicate of fd 1, and fd 1
 itself (and ``sys.stdout``) is pointed at stderr; stdin is replaced by /dev/null the same way. A learner
@@ -142,14 +146,48 @@ def changed(before: Any, after: Any) -> bool:
     return not torch.equal(a, before.contiguous().reshape(-1).view(torch.uint8))
 
 
+_DRIVER_FILES: dict[str, ModuleType] = {}
+
+
+def driver_function(message: dict, tests_root: Path) -> Any:
+    """The driver a ``drive`` request names: a module-level function of a test file under ``tests_root``
+    (imported once, by path, under a private name)."""
+    file, function = message.get("file"), message.get("function")
+    if not (isinstance(file, str) and isinstance(function, str) and function.isidentifier()):
+        return None
+    path = Path(file).resolve()
+    if tests_root not in path.parents or path.suffix != ".py" or not path.is_file():
+        return None
+    module = _DRIVER_FILES.get(str(path))
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"_mi_subject_driver_{len(_DRIVER_FILES)}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        _DRIVER_FILES[str(path)] = module
+    fn = getattr(module, function, None)
+    return fn if callable(fn) else None
+
+
 def handle_call(module: ModuleType, message: dict, tensors: dict) -> tuple[dict, dict]:
-    """Decode the arguments, call the learner's function, report the value and the in-place mutations."""
+    """Decode the arguments, call the learner's function (or a test's driver with the learner's module),
+    report the value and the in-place mutations."""
     from mi_course.grading import codec
+    from mi_course.paths import repo_root
 
     name = message.get("name")
-    fn = getattr(module, name, None) if isinstance(name, str) and not name.startswith("_") else None
-    if fn is None or not callable(fn):
-        return error_reply(AttributeError(f"the lesson module has no function {name!r}"))
+    if message.get("op") == "drive":
+        try:
+            driver = driver_function(message, (repo_root() / "tests").resolve())
+        except Exception as err:  # noqa: BLE001 - the test file itself failed to import here
+            return {"ok": False, "protocol": f"cannot import the driver's test file: {type(err).__name__}: {err}"}, {}
+        if driver is None:
+            return {"ok": False, "protocol": f"no driver {message.get('function')!r} in {message.get('file')!r}"}, {}
+        fn = lambda *args, **kwargs: driver(module, *args, **kwargs)  # noqa: E731
+    else:
+        fn = getattr(module, name, None) if isinstance(name, str) and not name.startswith("_") else None
+        if fn is None or not callable(fn):
+            return error_reply(AttributeError(f"the lesson module has no function {name!r}"))
     decoder = codec._Decoder(tensors, codec.DEFAULT_LIMITS)
     args = decoder.decode(message.get("args"))
     kwargs = decoder.decode(message.get("kwargs"))
@@ -182,7 +220,7 @@ def handle(module: ModuleType, message: Any, tensors: dict) -> tuple[dict, dict]
         return {"ok": False, "protocol": "request is not a JSON object"}, {}
     op, name = message.get("op"), message.get("name")
     try:
-        if op == "call":
+        if op in ("call", "drive"):
             return handle_call(module, message, tensors)
         if op == "has":
             value = getattr(module, name, None) if isinstance(name, str) and not name.startswith("_") else None

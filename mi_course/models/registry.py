@@ -18,6 +18,7 @@ each where curve detectors are looked for, are recorded here once: :func:`univer
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -180,6 +181,18 @@ def _load_lite(role: str, **kwargs) -> Any:
     return lite.build(config, state, folder=checkpoint_dir() / role, **kwargs)
 
 
+_LITE_LOADED: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def lite_role_of(model: Any) -> str | None:
+    """The role whose shipped lite checkpoint ``model`` was loaded from by :func:`load_model` (None for any
+    other object); class grading sends such a model as its role plus its current weights."""
+    try:
+        return _LITE_LOADED.get(model)
+    except TypeError:  # not weak-referenceable
+        return None
+
+
 def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any:
     """The model for ``role`` in ``mode`` (default: the course mode), on the course device, in eval mode."""
     spec = _spec(role)
@@ -202,6 +215,11 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
         model = model.to(device, print_details=False)
     else:
         model = model.to(device)
+    if mode == "lite" and not kwargs:
+        try:
+            _LITE_LOADED[model] = role
+        except TypeError:
+            pass
     return model.eval() if hasattr(model, "eval") else model
 
 
