@@ -141,6 +141,30 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_grade_class(args) -> int:
+    from mi_course.grading.classroom import grade_class
+
+    results = grade_class(args.submissions, args.out, jobs=args.jobs, lessons=args.lesson,
+                          student_seconds=args.student_seconds)
+    for r in results:
+        flags = f", {len(r.flags)} flag(s)" if r.flags else ""
+        print(f"{r.student:<24} {r.earned:>4}/{r.possible}{flags}")
+    return 0
+
+
+def cmd_gradescope(args) -> int:
+    from mi_course.grading.gradescope import write_autograder
+
+    write_autograder(args.out)
+    return 0
+
+
+def cmd_gradescope_run(args) -> int:
+    from mi_course.grading.gradescope import run
+
+    return run(args.root)
+
+
 def cmd_build(args) -> int:
     from mi_course.build import build_all
 
@@ -200,6 +224,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--judge", action="store_true",
                    help="grade as class grading does: the lesson files run only in a sandboxed subject process")
     p.set_defaults(fn=cmd_grade)
+
+    p = sub.add_parser("grade-class", help="(instructors) grade a class: each submission's exercises/ run only in "
+                                           "a sandboxed process; gradebook.csv, flags.csv, Gradescope results")
+    p.add_argument("submissions", nargs="+", help="folders, git repositories or .zip files, one per student")
+    p.add_argument("--out", required=True, help="folder for gradebook.csv, flags.csv and <student>/results.json")
+    p.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    p.add_argument("--lesson", action="append", default=None, help="only this lesson (repeatable), e.g. 08")
+    p.add_argument("--student-seconds", type=float, default=3600.0,
+                   help="wall budget of one student's grading, all lessons (default 3600)")
+    p.set_defaults(fn=cmd_grade_class)
+
+    p = sub.add_parser("gradescope", help="(instructors) write a Gradescope autograder zip that grades with "
+                                          "grade-class (the hidden tests in, no solutions)")
+    p.add_argument("out", help="the .zip to write")
+    p.set_defaults(fn=cmd_gradescope)
+
+    p = sub.add_parser("gradescope-run", help="(inside the autograder) grade ROOT/submission into "
+                                              "ROOT/results/results.json")
+    p.add_argument("--root", default="/autograder", help="the autograder's root folder (default /autograder)")
+    p.set_defaults(fn=cmd_gradescope_run)
 
     p = sub.add_parser("build", help="(course authors) regenerate exercises/, notebooks and the Classroom "
                                      "workflow from solutions/ and notebooks/src/")

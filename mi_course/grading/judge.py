@@ -422,6 +422,18 @@ class RemoteImpl:
         return f"<RemoteImpl {self._subject.lesson_file.name}>"
 
 
+SECRET_FOLDERS = ("solutions", "tests/mutants", ".git")  # covered in the subject's view of the course tree
+
+
+def secret_folders() -> list[Path]:
+    """The instructor's folders a subject must not read (its answers, its mutants, its history). The
+    hidden tests stay readable: their drivers run in the subject (a subject can only act on them through
+    the values it returns)."""
+    from mi_course.paths import repo_root
+
+    return [repo_root() / f for f in SECRET_FOLDERS if (repo_root() / f).is_dir()]
+
+
 CALL_SECONDS_ENV = "MI_COURSE_JUDGE_CALL_SECONDS"
 BUDGET_SECONDS_ENV = "MI_COURSE_JUDGE_LESSON_SECONDS"
 
@@ -433,7 +445,7 @@ def remote_impl(config: pytest.Config, lesson: str) -> Any:
 
     path = impl_folder(config._mi_impl) / f"{lesson}.py"
     subject = Subject(path, call_seconds=float(os.environ.get(CALL_SECONDS_ENV, "120")),
-                      budget_seconds=float(os.environ.get(BUDGET_SECONDS_ENV, "900")))
+                      budget_seconds=float(os.environ.get(BUDGET_SECONDS_ENV, "900")), hidden=secret_folders())
     try:
         yield RemoteImpl(subject)
     finally:

@@ -75,15 +75,22 @@ def _record(line: str) -> dict | None:
     return rec if ok else None
 
 
-def read_jsonl(path: Path) -> tuple[dict, dict]:
+def read_jsonl(path: Path, anomalies: list[str] | None = None) -> tuple[dict, dict]:
+    """(collected, results) of a results file; ``anomalies``, when given, receives a line for each malformed
+    line and each test collected twice (class grading turns them into flags)."""
     collected, results = {}, {}
+    anomalies = [] if anomalies is None else anomalies
     if not Path(path).exists():
         return collected, results
-    for line in Path(path).read_text(errors="replace").splitlines():
+    for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
         rec = _record(line)
         if rec is None:
+            if line.strip():
+                anomalies.append(f"line {number} of the results is malformed")
             continue
         if rec.get("event") == "collected":
+            if rec["nodeid"] in collected:
+                anomalies.append(f"{rec['nodeid']} collected twice")
             collected[rec["nodeid"]] = (rec["exercise"], rec["points"])
         elif rec["nodeid"] not in results or results[rec["nodeid"]][0] == "passed":
             # setup/call/teardown: the first failure wins over an earlier pass

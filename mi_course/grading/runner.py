@@ -11,6 +11,7 @@ exists, else a fresh ``python -m pytest``: the same command line, plugins and en
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -27,9 +28,17 @@ from mi_course.paths import repo_root
 LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
 
 
-def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
-    """Lesson number -> its graded test file, e.g. '08' -> tests/graded/test_l08_superposition.py."""
-    files = {p.name[6:8]: p for p in sorted((repo_root() / "tests" / "graded").glob("test_l[0-9][0-9]_*.py"))}
+HIDDEN_TESTS = "tests/hidden"  # an instructor's graded tests that a student release leaves out
+
+
+def graded_test_files(lessons: list[str] | None = None) -> dict[str, list[Path]]:
+    """Lesson number -> its graded test files: tests/graded/test_lNN_*.py, then any hidden ones in
+    tests/hidden/test_lNN_*.py (an instructor's checkout only), e.g. '08' -> [.../test_l08_superposition.py]."""
+    files: dict[str, list[Path]] = {}
+    for folder in (repo_root() / "tests" / "graded", repo_root() / HIDDEN_TESTS):
+        for p in sorted(folder.glob("test_l[0-9][0-9]_*.py")):
+            files.setdefault(p.name[6:8], []).append(p)
+    files = dict(sorted(files.items()))
     if lessons:
         wanted = {l.zfill(2) for l in lessons}
         unknown = wanted - files.keys()
@@ -41,7 +50,7 @@ def graded_test_files(lessons: list[str] | None = None) -> dict[str, Path]:
 
 
 def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
-                impl: str, judge: bool = False) -> tuple[int | str, str]:
+                impl: str, judge: bool = False, extra_env: dict[str, str] | None = None) -> tuple[int | str, str]:
     """(exit code or 'timeout' when it ran past ``wall_limit`` seconds, its output) of one pytest process."""
     cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
            "-q", "--no-header", *PLUGIN_ARGS, "-o", "console_output_style=classic"]
@@ -52,7 +61,7 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
     # One torch thread unless asked otherwise: graded tests use small tensors, where extra threads only
     # contend with the notebook's kernel that called check().
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1", **PLUGIN_ENV}
+           **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1", **PLUGIN_ENV, **(extra_env or {})}
     worker = start_worker()
     if worker is not None:
         try:  # a child forked from the warm worker: the same run without paying the imports
@@ -68,6 +77,48 @@ def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: f
     return proc.returncode, proc.stdout
 
 
+def grade_records(impl: str, lesson: str, test_files: list[Path], exercise_ids: list[str] | None = None,
+                  test_timeout: float | None = None, judge: bool = False,
+                  wall_limit: float | None = None, extra_env: dict[str, str] | None = None,
+                  anomalies: list[str] | None = None) -> tuple[dict, dict, int | str, str]:
+    """Run one lesson's graded tests on ``impl``: (collected, results, pytest's exit code, its output) where
+    collected is nodeid -> (exercise, points) and results nodeid -> (kind, message), as the plugin wrote them.
+    A process that dies or hangs charges the test it was in and runs the rest again in a new process.
+    ``anomalies`` (a list) receives what was odd in the results file (see ``report.read_jsonl``)."""
+    exercise_ids = exercise_ids or []
+    wall_limit = LESSON_WALL_LIMIT if wall_limit is None else wall_limit
+    collected: dict = {}
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="mi-grade-") as tmp:
+        pending = [e for e in exercise_ids if e.startswith(lesson + ".")]
+        stopped: dict[str, tuple[str, str]] = {}  # results for tests whose process died under them
+        for attempt in itertools.count():
+            jsonl = Path(tmp) / f"{lesson}-{attempt}.jsonl"  # one file per process: a rerun is not a duplicate
+            args = [str(f) for f in test_files] + [a for e in pending for a in ("--exercise", e)]
+            rc, output = _run_pytest(args, jsonl, wall_limit, test_timeout, impl, judge, extra_env)
+            new_collected, new_results = read_jsonl(jsonl, anomalies)
+            collected.update(new_collected)
+            for nodeid, result in new_results.items():  # the first failure wins over a pass
+                if nodeid not in results or results[nodeid][0] == "passed":
+                    results[nodeid] = result
+            results.update(stopped)
+            unfinished = [n for n in collected if n not in results]  # in the order pytest ran them
+            if not unfinished:
+                break
+            # The first test without a result is the one the process died in (or hung in).
+            culprit = collected[unfinished[0]][0]
+            for nodeid in unfinished:
+                if collected[nodeid][0] == culprit:
+                    stopped[nodeid] = ("timeout", "took too long and was stopped") if rc == "timeout" else \
+                        ("crashed", f"the test process died (exit code {rc}) while running this test: "
+                                    f"does your code call exit() or crash Python?")
+            pending = sorted({collected[n][0] for n in unfinished} - {culprit})
+            if not pending:
+                results.update(stopped)
+                break
+    return collected, results, rc, output
+
+
 def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: list[str] | None = None,
           test_timeout: float | None = None, judge: bool = False) -> list[ExerciseResult]:
     """Grade ``impl`` ('exercises', 'solutions' or a folder); one result per exercise. ``judge``: the lesson
@@ -77,37 +128,15 @@ def grade(impl: str = "exercises", lessons: list[str] | None = None, exercises: 
     if exercise_ids:
         lessons = sorted({e[:2] for e in exercise_ids} | set(lessons or []))
     rows: list[ExerciseResult] = []
-    with tempfile.TemporaryDirectory(prefix="mi-grade-") as tmp:
-        for lesson, test_file in graded_test_files(lessons).items():
-            jsonl = Path(tmp) / f"{lesson}.jsonl"
-            pending = [e for e in exercise_ids if e.startswith(lesson + ".")]
-            stopped: dict[str, tuple[str, str]] = {}  # results for tests whose process died under them
-            while True:
-                args = [str(test_file)] + [a for e in pending for a in ("--exercise", e)]
-                rc, output = _run_pytest(args, jsonl, LESSON_WALL_LIMIT, test_timeout, impl, judge)
-                collected, results = read_jsonl(jsonl)
-                results.update(stopped)
-                unfinished = [n for n in collected if n not in results]  # in the order pytest ran them
-                if not unfinished:
-                    break
-                # The first test without a result is the one the process died in (or hung in).
-                culprit = collected[unfinished[0]][0]
-                for nodeid in unfinished:
-                    if collected[nodeid][0] == culprit:
-                        stopped[nodeid] = ("timeout", "took too long and was stopped") if rc == "timeout" else \
-                            ("crashed", f"the test process died (exit code {rc}) while running this test: "
-                                        f"does your code call exit() or crash Python?")
-                pending = sorted({collected[n][0] for n in unfinished} - {culprit})
-                if not pending:
-                    results.update(stopped)
-                    break
-            if not collected and rc not in (0, 5):
-                # pytest could not even collect (a broken test file): the course's bug, show why
-                sys.stderr.write(output[-3000:])
-                rows.append(ExerciseResult(f"{lesson}.*", status="error",
-                                           message=f"the graded tests of lesson {lesson} could not run "
-                                                   f"(pytest exit {rc}); see the output above"))
-            rows += summarize(collected, results)
+    for lesson, test_files in graded_test_files(lessons).items():
+        collected, results, rc, output = grade_records(impl, lesson, test_files, exercise_ids, test_timeout, judge)
+        if not collected and rc not in (0, 5):
+            # pytest could not even collect (a broken test file): the course's bug, show why
+            sys.stderr.write(output[-3000:])
+            rows.append(ExerciseResult(f"{lesson}.*", status="error",
+                                       message=f"the graded tests of lesson {lesson} could not run "
+                                               f"(pytest exit {rc}); see the output above"))
+        rows += summarize(collected, results)
     return rows
 
 
