@@ -41,9 +41,15 @@ def bigram_logits(
         as the next token after ``t``. No gradients are needed (use ``torch.no_grad()``).
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.bigram_logits(model, tokens)
+    with torch.no_grad():
+        # A residual stream that holds nothing but a token's embedding: one row per token, [rows, d_model].
+        rows = model.W_E if tokens is None else model.W_E[tokens]
+        if model.cfg.normalization_type:  # None when the model has no final norm
+            # The final norm works on the last axis, each row with its own statistics, but it expects
+            # [batch, pos, d_model]: show it the rows as the positions of one sequence, then drop that axis.
+            rows = model.ln_final(rows.unsqueeze(0)).squeeze(0)
+        # [rows, d_model] @ [d_model, d_vocab] -> a logit for every next token, plus the unembedding bias.
+        return rows @ model.W_U + model.b_U
     # END SOLUTION
 # <<< exercise: bigram_logits
 
@@ -85,10 +91,50 @@ def decompose_logits(
         list of ``n_components`` labels above, in the same order.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
+    cfg = model.cfg
+    n_layers, n_heads = cfg.n_layers, cfg.n_heads
     with torch.no_grad():
-        return canonical.decompose_logits(model, cache)
+        # 1. Everything that was added into the residual stream, each [batch, pos, d_model], and its label.
+        terms, names = [cache["hook_embed"]], ["embed"]
+        # Shortformer and rotary positions act inside attention: only standard ones are in the stream.
+        positions_in_stream = cfg.positional_embedding_type == "standard"
+        if positions_in_stream:
+            terms.append(cache["hook_pos_embed"])
+            names.append("pos_embed")
+        for l in range(n_layers):
+            z = cache[f"blocks.{l}.attn.hook_z"]  # [batch, pos, head, d_head]
+            for h in range(n_heads):
+                # Head h's share of the attention output: [batch, pos, d_head] @ [d_head, d_model].
+                terms.append(z[:, :, h] @ model.W_O[l, h])
+                names.append(f"L{l}H{h}")
+            # b_O is added once per layer (not once per head), at every position.
+            terms.append(model.b_O[l].expand(terms[0].shape))
+            names.append(f"L{l} b_O")
+            if not cfg.attn_only:
+                terms.append(cache[f"blocks.{l}.hook_mlp_out"])
+                names.append(f"L{l} MLP")
+        stacked = torch.stack(terms)  # [component, batch, pos, d_model]
+
+        # 2. With its scale frozen at this input's value the final norm is linear, so it can be applied to
+        #    each term on its own and the results still add up.
+        final_norm = cfg.normalization_type
+        constant = model.b_U  # [d_vocab]: added to the logits whatever the input
+        if final_norm in ("LN", "LNPre"):
+            # LayerNorm subtracts the mean of the sum, which is the sum of the terms' means.
+            stacked = stacked - stacked.mean(dim=-1, keepdim=True)
+        if final_norm is not None:
+            # This input's scale, [batch, pos, 1]: it broadcasts over the component axis.
+            stacked = stacked / cache["ln_final.hook_scale"]
+        if final_norm in ("LN", "RMS"):
+            stacked = stacked * model.ln_final.w  # a gain per dimension: it scales every term alike
+        if final_norm == "LN":
+            # The norm's bias is added once, to the sum: it is one more constant, not part of each term.
+            constant = constant + model.ln_final.b @ model.W_U
+
+        # 3. Unembed every term: [component, batch, pos, d_model] @ [d_model, d_vocab].
+        per_term = stacked @ model.W_U
+        constant_term = constant.expand(1, *per_term.shape[1:])  # [1, batch, pos, d_vocab]
+        return torch.cat([per_term, constant_term]), names + ["b_U"]
     # END SOLUTION
 # <<< exercise: decompose_logits
 
@@ -105,9 +151,14 @@ def ov_circuit(model: HookedTransformer, layer: int, head: int) -> FactoredMatri
         ValueError: if ``layer`` or ``head`` is out of range.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.ov_circuit(model, layer, head)
+    # Check the range ourselves: indexing would quietly read layer -1 as the last layer.
+    if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+        raise ValueError(f"need 0 <= layer < {model.cfg.n_layers} and 0 <= head < {model.cfg.n_heads}, "
+                         f"got layer={layer}, head={head}")
+    # Cut the product at its narrowest point, d_head, and keep the two halves apart.
+    reads = model.W_E @ model.W_V[layer, head]   # [d_vocab, d_head]: what the head picks up from token A
+    writes = model.W_O[layer, head] @ model.W_U  # [d_head, d_vocab]: how that moves the logit of each C
+    return FactoredMatrix(reads, writes)  # [d_vocab, d_vocab], rows A, columns C
     # END SOLUTION
 # <<< exercise: ov_circuit
 
@@ -124,9 +175,15 @@ def qk_circuit(model: HookedTransformer, layer: int, head: int) -> FactoredMatri
         ValueError: if ``layer`` or ``head`` is out of range.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.qk_circuit(model, layer, head)
+    # Check the range ourselves: indexing would quietly read layer -1 as the last layer.
+    if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+        raise ValueError(f"need 0 <= layer < {model.cfg.n_layers} and 0 <= head < {model.cfg.n_heads}, "
+                         f"got layer={layer}, head={head}")
+    # A score is (query of B) . (key of A); both sides are [d_vocab, d_head], so factor at d_head.
+    queries = model.W_E @ model.W_Q[layer, head]  # [d_vocab, d_head], one row per query token B
+    keys = model.W_E @ model.W_K[layer, head]     # [d_vocab, d_head], one row per key token A
+    # Raw scores, as the docstring asks: no 1/sqrt(d_head) here.
+    return FactoredMatrix(queries, keys.T)  # [d_vocab, d_vocab], rows B, columns A
     # END SOLUTION
 # <<< exercise: qk_circuit
 
@@ -166,9 +223,37 @@ def top_skip_trigrams(
         ValueError: if ``layer`` or ``head`` is out of range, or ``k < 1``.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.top_skip_trigrams(model, layer, head, k, tokens)
+    if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+        raise ValueError(f"need 0 <= layer < {model.cfg.n_layers} and 0 <= head < {model.cfg.n_heads}, "
+                         f"got layer={layer}, head={head}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    # Work in a small vocabulary of its own: index i stands for the token id vocab[i].
+    vocab = torch.arange(model.cfg.d_vocab) if tokens is None else torch.as_tensor(tokens).reshape(-1)
+    vocab = vocab.to(model.W_E.device)
+    n = len(vocab)
+    with torch.no_grad():
+        emb = model.W_E[vocab]       # [n, d_model]
+        unemb = model.W_U[:, vocab]  # [d_model, n]
+        # Both full circuits on these tokens, each [n, n] (the [n, n, n] cube is never built).
+        qk = (emb @ model.W_Q[layer, head]) @ (emb @ model.W_K[layer, head]).T  # [B, A]
+        ov = (emb @ model.W_V[layer, head] @ model.W_O[layer, head]) @ unemb    # [A, C]
+        # Softmax (and which logit wins) ignore a constant per row: compare each entry with its row's
+        # mean. Then zero what is negative, since a triple counts only if both factors are positive.
+        qk = torch.relu(qk - qk.mean(dim=1, keepdim=True))
+        ov = torch.relu(ov - ov.mean(dim=1, keepdim=True))
+        # For a given A only its m best queries B and its m best outputs C can make the top k.
+        m = min(k, n)
+        qk_best, b_rank = qk.topk(m, dim=0)  # [m, A]: column A's m largest entries and their rows B
+        ov_best, c_rank = ov.topk(m, dim=1)  # [A, m]: row A's m largest entries and their columns C
+        # candidates[A, i, j] = score of (A, A's i-th best B, A's j-th best C): [n, m, m].
+        candidates = qk_best.T.unsqueeze(2) * ov_best.unsqueeze(1)
+        scores, flat = candidates.flatten().topk(min(k, candidates.numel()))  # sorted, highest first
+        a, i, j = torch.unravel_index(flat, candidates.shape)
+        # From ranks back to positions in vocab, then to the model's token ids: rows (A, B, C).
+        triples = vocab[torch.stack([a, b_rank[i, a], c_rank[a, j]], dim=1)]
+        counts = scores > 0  # a zeroed factor gives 0: that triple does not count
+        return triples[counts], scores[counts]
     # END SOLUTION
 # <<< exercise: top_skip_trigrams
 
@@ -195,9 +280,27 @@ def composition_scores(model: HookedTransformer, kind: str) -> Float[torch.Tenso
         ValueError: for another ``kind``, or a model with fewer than two layers.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.composition_scores(model, kind)
+    if not isinstance(kind, str) or kind.upper() not in ("Q", "K", "V"):
+        raise ValueError(f"kind must be 'Q', 'K' or 'V', got {kind!r}")
+    kind = kind.upper()
+    if model.cfg.n_layers <= 1:
+        raise ValueError(f"composition needs two layers, this model has {model.cfg.n_layers}")
+    with torch.no_grad():
+        # Each head's circuit as a [d_model, d_model] matrix, stacked over heads: [n_heads, d_model, d_model].
+        writer_ov = model.W_V[0] @ model.W_O[0]                  # layer 0: what each head writes
+        reader_qk = model.W_Q[1] @ model.W_K[1].transpose(1, 2)  # layer 1: its bilinear attention score
+        reader_ov = model.W_V[1] @ model.W_O[1]                  # layer 1: what it moves on
+        # Pair every writer h0 with every reader h1 by broadcasting [n_heads, 1, ...] with [1, n_heads, ...].
+        w0 = writer_ov[:, None]
+        if kind == "Q":    # h0's output becomes the query:  (x W_OV0) W_QK1 x_k.T
+            product, reader = w0 @ reader_qk[None], reader_qk
+        elif kind == "K":  # h0's output becomes the key:     x_q W_QK1 (x W_OV0).T
+            product, reader = reader_qk[None] @ w0.transpose(-1, -2), reader_qk
+        else:              # h0's output is moved on by h1:   x W_OV0 W_OV1
+            product, reader = w0 @ reader_ov[None], reader_ov
+        size = torch.linalg.matrix_norm  # Frobenius norm (its default) of every matrix in a stack
+        # [h0, h1]: how much of the product survives, relative to the two matrices' own sizes.
+        return size(product) / (size(writer_ov)[:, None] * size(reader)[None, :])
     # END SOLUTION
 # <<< exercise: composition_scores
 
@@ -216,8 +319,15 @@ def virtual_head_ov(model: HookedTransformer, head0: int, head1: int) -> Factore
         ValueError: if a head index is out of range, or the model has fewer than two layers.
     """
     # BEGIN SOLUTION
-    from mi_course.language import circuits as canonical  # the canonical version: mi_course/language/circuits.py
-
-    return canonical.virtual_head_ov(model, head0, head1)
+    n_heads = model.cfg.n_heads
+    if model.cfg.n_layers <= 1:
+        raise ValueError(f"a virtual head needs two layers, this model has {model.cfg.n_layers}")
+    if not (0 <= head0 < n_heads and 0 <= head1 < n_heads):
+        raise ValueError(f"head0 and head1 must be in 0..{n_heads - 1}, got {head0} and {head1}")
+    # Row vectors flow left to right: embed, layer-0 head's OV, layer-1 head's OV, unembed.
+    # Split after layer 0's W_V (width d_head) so that no [d_vocab, d_vocab] product is formed.
+    first = model.W_E @ model.W_V[0, head0]                                   # [d_vocab, d_head]
+    rest = model.W_O[0, head0] @ model.W_V[1, head1] @ model.W_O[1, head1]    # [d_head, d_model]
+    return FactoredMatrix(first, rest @ model.W_U)  # [d_vocab, d_vocab], rows A, columns C
     # END SOLUTION
 # <<< exercise: virtual_head_ov
