@@ -8,6 +8,11 @@ it), and properties measured on the shipped lite `vision` model with the test's 
 raises its layer's norm, keeps size and range, stays close to the photo at low strength, and an early and a
 late layer dream differently). The investigation is graded by what the layers' dreams do to the model's
 logits, measured with the course's deep_dream on photos the notebook does not use.
+
+The learner's functions run in a *driver* (``_run`` below, see ``mi_course.grading.judge.drive``) wherever a test
+needs what does not cross as data: the toy CNN and the InceptionV1 stand-in (built there, named by a str), the
+stand-ins for dream_step and octave_pyramid, the hooks left on a model. It returns data, and every check runs in
+the test.
 """
 
 from functools import lru_cache
@@ -17,6 +22,7 @@ import torch
 
 import mi_course
 from mi_course.grading.asserts import assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 from mi_course.models.lite_vision import LiteCNN
 
 LESSON = "l02_deepdream"
@@ -132,14 +138,71 @@ def check_one_step(out, x, lr, expected: dict, wrong: dict, what: str) -> None:
                 "): ascend the gradient of acts.pow(2).mean() at that layer, divided by its mean absolute value")
 
 
+# ---------------------------------------------------------------- running the learner's functions
+
+def built(model):
+    """The model a test names: the test-local models (no codec can send them) are named by a str and built
+    where the learner's code runs; a shipped model crosses as it is."""
+    if model == "toy":
+        return toy_cnn()
+    if model == "inception":
+        return InceptionV1().eval()
+    return model
+
+
+def stand_ins(monkeypatch, impl, stand_in):
+    """Put stand-ins in the learner's module: None, none; "course", the course's dream_step and octave_pyramid
+    (deep_dream graded on its own); else a FakeStep doing ``CHANGES[stand_in]`` and the course's octave_pyramid.
+    Returns the FakeStep (or None)."""
+    from mi_course.vision import deepdream
+
+    if stand_in is None:
+        return None
+    fake = None if stand_in == "course" else FakeStep(CHANGES[stand_in])
+    monkeypatch.setattr(impl, "dream_step", deepdream.dream_step if fake is None else fake, raising=False)
+    monkeypatch.setattr(impl, "octave_pyramid", deepdream.octave_pyramid, raising=False)
+    return fake
+
+
+def _run(impl, stand_in, name, model, *args, **kwargs):
+    """Driver: ``impl.<name>(model, *args, **kwargs)`` with ``stand_ins(..., stand_in)``; its value, the hooks
+    then on the model, and the calls FakeStep saw (None without one)."""
+    model = built(model)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake = stand_ins(monkeypatch, impl, stand_in)
+        value = getattr(impl, name)(model, *args, **kwargs)
+    return {"value": value, "hooks": hooks_on(model), "calls": None if fake is None else fake.calls}
+
+
+def _hooks_after_rejected_calls(impl, stand_in, name, model, calls):
+    """Driver: ``impl.<name>(model, *args, **kwargs)`` for each ``(args, kwargs)`` of ``calls`` on one model (the
+    test has checked that each raises a ValueError), then the hooks left on it."""
+    model = built(model)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        stand_ins(monkeypatch, impl, stand_in)
+        for args, kwargs in calls:
+            try:
+                getattr(impl, name)(model, *args, **kwargs)
+            except Exception:  # noqa: BLE001 - what each call raises is checked in the test
+                pass
+    return hooks_on(model)
+
+
+def remote(impl, name, stand_in=None):
+    """``impl.<name>`` run by the driver: called as the learner's function, it returns ``{"value", "hooks",
+    "calls"}``; the learner's exceptions come through."""
+    return lambda model, *args, **kwargs: drive(impl, _run, stand_in, name, model, *args, **kwargs)
+
+
 # ---------------------------------------------------------------- dream_step
 
 @pytest.mark.exercise("dream_step", points=2)
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
 def test_dream_step_by_hand_on_a_toy_cnn_and_named_mistakes(impl, layer):
-    model, x, lr = toy_cnn(), toy_image(), 0.02
-    out = call_unmutated(impl.dream_step, model, x, layer, lr)
-    assert hooks_on(model) == 0, "a hook is still on the model after dream_step: remove it (in a finally block)"
+    model, x, lr = "toy", toy_image(), 0.02  # toy_cnn(), built where the learner's code runs
+    got = call_unmutated(remote(impl, "dream_step"), model, x, layer, lr)
+    out = got["value"]
+    assert got["hooks"] == 0, "a hook is still on the model after dream_step: remove it (in a finally block)"
     d = uphill_by_hand(x, layer)
     other = "conv2" if layer == "conv1" else "conv1"
     wrong = {"it steps downhill (gradient descent): DeepDream ASCENDS the activation norm, image + lr * g":
@@ -153,8 +216,8 @@ def test_dream_step_by_hand_on_a_toy_cnn_and_named_mistakes(impl, layer):
 
 @pytest.mark.exercise("dream_step", points=1)
 def test_dream_step_clamps_to_the_valid_range(impl):
-    model, x, lr = toy_cnn(), toy_image(1, 0.0, 1.0), 0.3
-    out = impl.dream_step(model, x, "conv1", lr)
+    model, x, lr = "toy", toy_image(1, 0.0, 1.0), 0.3
+    out = remote(impl, "dream_step")(model, x, "conv1", lr)["value"]
     if out.max() > 1 + 1e-6 or out.min() < -1e-6:
         pytest.fail(f"dream_step returns values in [{out.min():.2f}, {out.max():.2f}]: clamp the image to [0, 1]")
     check_one_step(out, x, lr, accepted_steps(x, uphill_by_hand(x, "conv1"), lr), {},
@@ -178,8 +241,8 @@ class InceptionV1(torch.nn.Module):
 
 @pytest.mark.exercise("dream_step", points=1)
 def test_dream_step_applies_the_models_input_scaling(impl):
-    model, x, lr = InceptionV1().eval(), toy_image(2, 0.3, 0.7), 0.02
-    out = impl.dream_step(model, x, "conv1", lr)
+    model, x, lr = "inception", toy_image(2, 0.3, 0.7), 0.02  # InceptionV1().eval(), built there
+    out = remote(impl, "dream_step")(model, x, "conv1", lr)["value"]
     # by hand, with x' = (255 x - 117) / 100: the chain rule's factor 2.55 is a positive scale, which the
     # normalization removes
     wrong = {"it feeds the model [0, 1] pixels: apply input_transform(model) to the batch before the forward "
@@ -192,10 +255,11 @@ def test_dream_step_applies_the_models_input_scaling(impl):
 def test_dream_step_raises_the_layer_norm_of_the_lite_model(impl):
     model, x = vision(), photo(size=48)
     before = norm_by_hand(model, x, "conv3")
-    out = x
+    out, hooks = x, 0
     for _ in range(3):
-        out = impl.dream_step(model, out, "conv3", 0.01)
-    assert hooks_on(model) == 0, "a hook is still on the model after dream_step"
+        got = remote(impl, "dream_step")(model, out, "conv3", 0.01)
+        out, hooks = got["value"], hooks + got["hooks"]
+    assert hooks == 0, "a hook is still on the model after dream_step"
     after = norm_by_hand(model, out, "conv3")
     assert after > 1.2 * before, (f"three steps at conv3 took its activation norm from {before:.3f} to only "
                                   f"{after:.3f} (more than 1.2 times is expected): step uphill")
@@ -204,18 +268,21 @@ def test_dream_step_raises_the_layer_norm_of_the_lite_model(impl):
 
 @pytest.mark.exercise("dream_step", points=1)
 def test_dream_step_validates_and_leaves_no_hook_on_errors(impl):
-    model, x = toy_cnn(), toy_image()
-    expect_value_error(impl.dream_step, model, x[None], "conv1", what="a batch [1, 3, H, W]",
-                       expected="one image [3, height, width]")
-    expect_value_error(impl.dream_step, model, x[:2], "conv1", what="a 2-channel image", expected="RGB")
-    expect_value_error(impl.dream_step, model, (x * 255).to(torch.uint8), "conv1", what="a uint8 image",
-                       expected="a float image")
-    expect_value_error(impl.dream_step, model, x, "conv1", 0.0, what="lr=0", expected="lr > 0")
-    expect_value_error(impl.dream_step, model, x, "conv1", -0.01, what="lr=-0.01", expected="lr > 0")
-    message = expect_value_error(impl.dream_step, model, x, "conv9", what="layer 'conv9'",
-                                 expected="a layer of the model")
+    model, x = "toy", toy_image()
+    step, rejected = remote(impl, "dream_step"), []
+
+    def reject(*args, what, expected):
+        rejected.append((args, {}))
+        return expect_value_error(step, model, *args, what=what, expected=expected)
+    reject(x[None], "conv1", what="a batch [1, 3, H, W]", expected="one image [3, height, width]")
+    reject(x[:2], "conv1", what="a 2-channel image", expected="RGB")
+    reject((x * 255).to(torch.uint8), "conv1", what="a uint8 image", expected="a float image")
+    reject(x, "conv1", 0.0, what="lr=0", expected="lr > 0")
+    reject(x, "conv1", -0.01, what="lr=-0.01", expected="lr > 0")
+    message = reject(x, "conv9", what="layer 'conv9'", expected="a layer of the model")
     assert "conv1" in message, f"the message for a missing layer should list the model's layers, got {message!r}"
-    assert hooks_on(model) == 0, "a hook is still on the model after dream_step raised"
+    hooks = drive(impl, _hooks_after_rejected_calls, None, "dream_step", model, rejected)
+    assert hooks == 0, "a hook is still on the model after dream_step raised"
 
 
 # ---------------------------------------------------------------- octave_pyramid
@@ -281,16 +348,6 @@ def test_octave_pyramid_validates(impl):
 
 # ---------------------------------------------------------------- deep_dream
 
-@pytest.fixture
-def graded_alone(impl, monkeypatch):
-    """deep_dream graded on its own: the course's dream_step and octave_pyramid stand in for the learner's."""
-    from mi_course.vision import deepdream
-
-    monkeypatch.setattr(impl, "dream_step", deepdream.dream_step, raising=False)
-    monkeypatch.setattr(impl, "octave_pyramid", deepdream.octave_pyramid, raising=False)
-    return impl
-
-
 class FakeStep:
     """Stands in for dream_step: ``change(image)`` is what it does; it records what it was called with."""
 
@@ -302,13 +359,16 @@ class FakeStep:
         return self.change(image.detach().clone())
 
 
-def with_fake(monkeypatch, impl, change) -> FakeStep:
-    from mi_course.vision import deepdream
+def mark(im):
+    """Marks pixel (0, 0) of the image it is given."""
+    im[:, 0, 0] += 0.05
+    return im
 
-    fake = FakeStep(change)
-    monkeypatch.setattr(impl, "dream_step", fake, raising=False)
-    monkeypatch.setattr(impl, "octave_pyramid", deepdream.octave_pyramid, raising=False)
-    return fake
+
+# what FakeStep does to the image: the identity (a dream that changes nothing), adding a constant (without
+# clamping), marking one pixel
+CHANGES = {"identity": lambda im: im, "add 0.01": lambda im: im + 0.01, "add 0.3": lambda im: im + 0.3,
+           "mark": mark}
 
 
 def textured(h: int = 40, w: int = 48) -> torch.Tensor:
@@ -320,16 +380,17 @@ def textured(h: int = 40, w: int = 48) -> torch.Tensor:
 
 
 @pytest.mark.exercise("deep_dream", points=3)
-def test_deep_dream_with_stand_in_steps_octaves_and_detail(impl, monkeypatch):
-    model, x = toy_cnn(), textured()
-    fake = with_fake(monkeypatch, impl, lambda im: im)  # the identity: a dream that changes nothing
-    out = call_unmutated(impl.deep_dream, model, x, "conv2", steps=2, lr=0.03, octaves=3, octave_scale=1.5,
-                         shift=3, seed=1)
+def test_deep_dream_with_stand_in_steps_octaves_and_detail(impl):
+    model, x = "toy", textured()  # toy_cnn(), built where the learner's code runs
+    # the identity: a dream that changes nothing
+    got = call_unmutated(remote(impl, "deep_dream", "identity"), model, x, "conv2", steps=2, lr=0.03, octaves=3,
+                         octave_scale=1.5, shift=3, seed=1)
+    out, calls = got["value"], got["calls"]  # calls: what FakeStep was called with
     assert_shape(out, tuple(x.shape), "deep_dream's result")
-    assert len(fake.calls) == 6, f"3 octaves x 2 steps should call dream_step 6 times, it was called {len(fake.calls)}"
-    assert all(layer == "conv2" and lr == 0.03 for _, layer, lr in fake.calls), \
-        f"pass the layer and lr on to dream_step: it was called with {sorted({c[1:] for c in fake.calls})}"
-    sizes = [shape[1:] for shape, _, _ in fake.calls]
+    assert len(calls) == 6, f"3 octaves x 2 steps should call dream_step 6 times, it was called {len(calls)}"
+    assert all(layer == "conv2" and lr == 0.03 for _, layer, lr in calls), \
+        f"pass the layer and lr on to dream_step: it was called with {sorted({c[1:] for c in calls})}"
+    sizes = [shape[1:] for shape, _, _ in calls]
     assert sizes == [(18, 21)] * 2 + [(27, 32)] * 2 + [(40, 48)] * 2, \
         f"dream_step saw sizes {sizes}: dream each octave `steps` times, smallest first"
     if not torch.allclose(out, x, atol=1e-5):
@@ -342,8 +403,8 @@ def test_deep_dream_with_stand_in_steps_octaves_and_detail(impl, monkeypatch):
                     "detail was lost. Upsample only the DETAIL (dreamed - octave) and add it to the next, larger "
                     "octave of the photo; do not upsample the dreamed image itself")
     # a step that adds 0.01 everywhere: every step of every octave must add up, 3 x 2 x 0.01
-    with_fake(monkeypatch, impl, lambda im: im + 0.01)
-    out = impl.deep_dream(model, x, "conv2", steps=2, lr=0.03, octaves=3, octave_scale=1.5, shift=3, seed=1)
+    out = remote(impl, "deep_dream", "add 0.01")(model, x, "conv2", steps=2, lr=0.03, octaves=3, octave_scale=1.5,
+                                                 shift=3, seed=1)["value"]
     gained = (out - x).mean().item()
     if abs(gained - 0.02) < 2e-3:
         pytest.fail("only the last octave's steps reach the result: carry the detail (dreamed - octave) from each "
@@ -358,16 +419,12 @@ def marked_positions(out, x, h, w) -> dict:
 
 
 @pytest.mark.exercise("deep_dream", points=2)
-def test_deep_dream_random_shifts_as_documented(impl, monkeypatch):
+def test_deep_dream_random_shifts_as_documented(impl):
     """A step that marks pixel (0, 0) of the image it is given: the mark lands at (-dy, -dx) of the photo."""
     h, w, shift, steps, seed = 24, 24, 3, 10, 5
     x = torch.full((3, h, w), 0.5)
-
-    def mark(im):
-        im[:, 0, 0] += 0.05
-        return im
-    with_fake(monkeypatch, impl, mark)
-    out = impl.deep_dream(toy_cnn(), x, "conv1", steps=steps, lr=0.01, octaves=1, shift=shift, seed=seed)
+    dream = remote(impl, "deep_dream", "mark")
+    out = dream("toy", x, "conv1", steps=steps, lr=0.01, octaves=1, shift=shift, seed=seed)["value"]
     got = marked_positions(out, x, h, w)
     generator = torch.Generator().manual_seed(seed)
     expected: dict = {}
@@ -385,47 +442,49 @@ def test_deep_dream_random_shifts_as_documented(impl, monkeypatch):
                              "generator = torch.Generator().manual_seed(seed), made once per call, one "
                              "`dy, dx = torch.randint(-shift, shift + 1, (2,), generator=generator).tolist()` "
                              "per step, and roll with image.roll((dy, dx), dims=(1, 2))")
-    out = impl.deep_dream(toy_cnn(), x, "conv1", steps=4, lr=0.01, octaves=1, shift=0, seed=seed)
+    out = dream("toy", x, "conv1", steps=4, lr=0.01, octaves=1, shift=0, seed=seed)["value"]
     assert marked_positions(out, x, h, w) == {(0, 0): 4}, "with shift=0 nothing moves: all marks at (0, 0)"
 
 
 @pytest.mark.exercise("deep_dream", points=1)
-def test_deep_dream_clamps_its_result(impl, monkeypatch):
-    with_fake(monkeypatch, impl, lambda im: im + 0.3)  # a step that does not clamp
+def test_deep_dream_clamps_its_result(impl):
     x = torch.full((3, 24, 24), 0.6)
-    out = impl.deep_dream(toy_cnn(), x, "conv1", steps=2, lr=0.01, octaves=2, shift=2)
+    # a step that does not clamp
+    out = remote(impl, "deep_dream", "add 0.3")("toy", x, "conv1", steps=2, lr=0.01, octaves=2, shift=2)["value"]
     assert out.max() <= 1 + 1e-6 and out.min() >= -1e-6, \
         f"deep_dream returned values up to {out.max():.2f}: clamp the result to [0, 1]"
 
 
 @pytest.mark.exercise("deep_dream", points=3)
-def test_deep_dream_on_the_lite_model_properties(graded_alone):
-    impl, model, x = graded_alone, vision(), photo(size=64)
-    dream = call_unmutated(impl.deep_dream, model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=0)
+def test_deep_dream_on_the_lite_model_properties(impl):
+    # deep_dream graded on its own: the course's dream_step and octave_pyramid stand in for the learner's
+    alone, model, x = remote(impl, "deep_dream", "course"), vision(), photo(size=64)
+    got = call_unmutated(alone, model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=0)
+    dream = got["value"]
     assert_shape(dream, tuple(x.shape), "the dream")
     assert dream.dtype == torch.float32 and not dream.requires_grad, "return a float32 tensor without a graph"
     assert dream.min() >= 0 and dream.max() <= 1, "the dream must stay in [0, 1]"
-    assert hooks_on(model) == 0, "a hook is still on the model after deep_dream"
+    assert got["hooks"] == 0, "a hook is still on the model after deep_dream"
     factor = norm_by_hand(model, dream, "conv4") / norm_by_hand(model, x, "conv4")
     assert factor > 1.5, f"the dream raised conv4's activation norm only {factor:.2f} times (more than 1.5 expected)"
     # low strength: one octave, two small steps: still the photo, measurably
-    faint = impl.deep_dream(model, x, "conv4", steps=2, lr=0.002, octaves=1, shift=4, seed=0)
+    faint = alone(model, x, "conv4", steps=2, lr=0.002, octaves=1, shift=4, seed=0)["value"]
     change = (faint - x).abs().mean().item()
     corr = torch.corrcoef(torch.stack([faint.flatten(), x.flatten()]))[0, 1].item()
     assert change < 0.006 and corr > 0.99, (f"two steps of lr = 0.002 changed a pixel by {change:.4f} on average "
                                             f"(correlation with the photo {corr:.3f}): a faint dream is still the photo")
     assert norm_by_hand(model, faint, "conv4") > norm_by_hand(model, x, "conv4"), "even a faint dream raises the norm"
-    again = impl.deep_dream(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=0)
-    other = impl.deep_dream(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=1)
+    again = alone(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=0)["value"]
+    other = alone(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=1)["value"]
     assert torch.equal(dream, again), "the same seed must give the same dream"
     assert not torch.equal(dream, other), "another seed should give other shifts, so another dream"
 
 
 @pytest.mark.exercise("deep_dream", points=2)
-def test_deep_dream_an_early_and_a_late_layer_dream_differently(graded_alone):
-    impl, model, x = graded_alone, vision(), photo("astronaut", size=64)
-    early = impl.deep_dream(model, x, "conv2", steps=4, lr=0.01, octaves=2, shift=4)
-    late = impl.deep_dream(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4)
+def test_deep_dream_an_early_and_a_late_layer_dream_differently(impl):
+    alone, model, x = remote(impl, "deep_dream", "course"), vision(), photo("astronaut", size=64)
+    early = alone(model, x, "conv2", steps=4, lr=0.01, octaves=2, shift=4)["value"]
+    late = alone(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4)["value"]
     apart = (early - late).abs().mean().item()
     assert apart > 0.5 * (late - x).abs().mean().item(), \
         f"conv2's and conv4's dreams differ by only {apart:.4f} per pixel: dream the layer you are given"
@@ -436,15 +495,21 @@ def test_deep_dream_an_early_and_a_late_layer_dream_differently(graded_alone):
 
 
 @pytest.mark.exercise("deep_dream", points=1)
-def test_deep_dream_validates_and_leaves_no_hook(graded_alone):
-    impl, model, x = graded_alone, vision(), photo(size=32)
-    expect_value_error(impl.deep_dream, model, x, "conv4", steps=0, what="steps=0", expected="an int >= 1")
-    expect_value_error(impl.deep_dream, model, x, "conv4", shift=-1, what="shift=-1", expected="an int >= 0")
-    expect_value_error(impl.deep_dream, model, x, "conv4", lr=0.0, what="lr=0", expected="lr > 0")
-    expect_value_error(impl.deep_dream, model, x, "conv4", octaves=0, what="octaves=0", expected="an int >= 1")
-    expect_value_error(impl.deep_dream, model, x, "conv9", steps=1, octaves=1, what="layer 'conv9'")
-    expect_value_error(impl.deep_dream, model, x[None], "conv4", what="a batch [1, 3, H, W]")
-    assert hooks_on(model) == 0, "a hook is still on the model after deep_dream raised"
+def test_deep_dream_validates_and_leaves_no_hook(impl):
+    alone, model, x = remote(impl, "deep_dream", "course"), vision(), photo(size=32)
+    rejected = []
+
+    def reject(*args, what, expected="", **kwargs):
+        rejected.append((args, kwargs))
+        expect_value_error(alone, model, *args, what=what, expected=expected, **kwargs)
+    reject(x, "conv4", steps=0, what="steps=0", expected="an int >= 1")
+    reject(x, "conv4", shift=-1, what="shift=-1", expected="an int >= 0")
+    reject(x, "conv4", lr=0.0, what="lr=0", expected="lr > 0")
+    reject(x, "conv4", octaves=0, what="octaves=0", expected="an int >= 1")
+    reject(x, "conv9", steps=1, octaves=1, what="layer 'conv9'")
+    reject(x[None], "conv4", what="a batch [1, 3, H, W]")
+    hooks = drive(impl, _hooks_after_rejected_calls, "course", "deep_dream", model, rejected)
+    assert hooks == 0, "a hook is still on the model after deep_dream raised"
 
 
 # ---------------------------------------------------------------- dream_layer_for (investigation)
@@ -485,10 +550,11 @@ def test_dream_layer_for_picks_the_layer_that_raises_the_class(impl, target):
 
 @pytest.mark.exercise("dream_layer_for", points=1)
 def test_dream_layer_for_validates(impl):
-    model, photos = toy_cnn(), [torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(3))]
-    expect_value_error(impl.dream_layer_for, model, [], 0, ["conv1"], what="no photos")
-    expect_value_error(impl.dream_layer_for, model, photos, 0, [], what="no layers")
-    expect_value_error(impl.dream_layer_for, model, photos, 2, ["conv1"], what="target 2 of a 2-class model",
+    model, photos = "toy", [torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(3))]  # toy_cnn(), there
+    layer_for = remote(impl, "dream_layer_for")
+    expect_value_error(layer_for, model, [], 0, ["conv1"], what="no photos")
+    expect_value_error(layer_for, model, photos, 0, [], what="no layers")
+    expect_value_error(layer_for, model, photos, 2, ["conv1"], what="target 2 of a 2-class model",
                        expected="a class index in 0..1")
-    expect_value_error(impl.dream_layer_for, model, photos, -1, ["conv1"], what="target -1",
+    expect_value_error(layer_for, model, photos, -1, ["conv1"], what="target -1",
                        expected="a class index in 0..1")
