@@ -6,6 +6,7 @@ instances and features, hand-derived numbers on tiny hand-made tensors, and stat
 
 import inspect
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l08_superposition"
 
@@ -109,25 +111,60 @@ def set_weights(model, W, b):
         model.b_final.copy_(b)
 
 
+# Drivers: they run next to the learner's code (in class grading, in the sandboxed subject) and return data
+# only; every check on that data stays in the tests below.
+
+
+def _toymodel_made(lesson, *sizes, seed=None):
+    """A fresh ToyModel(*sizes) (after torch.manual_seed(seed) if given), as data."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = lesson.ToyModel(*sizes)
+    params = {name: getattr(model, name, None) for name in ("W", "b_final")}
+    return {"params": {k: v.detach().clone() if isinstance(v, torch.Tensor) else None for k, v in params.items()},
+            "is_parameter": {k: isinstance(v, nn.Parameter) for k, v in params.items()},
+            "names": sorted(name for name, _ in model.named_parameters()),
+            "sizes": tuple(getattr(model, a, None) for a in ("n_features", "n_hidden", "n_instances"))}
+
+
+def _toymodel_forward(lesson, sizes, W, b, x):
+    """model(x) of a ToyModel(*sizes) given the weights W and b_final."""
+    model = lesson.ToyModel(*sizes)
+    set_weights(model, W, b)
+    return model(x)
+
+
+def _toymodel_backward(lesson, sizes, x):
+    """A fresh ToyModel(*sizes) with b_final = 0.1: model(x), its weights, and the gradients of model(x).sum()."""
+    model = lesson.ToyModel(*sizes)
+    with torch.no_grad():
+        model.b_final.fill_(0.1)  # every output active, so every parameter gets a gradient
+    out = model(x)
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.sum().backward()
+    return {"out": out, "W": model.W.detach().clone(), "b_final": model.b_final.detach().clone(),
+            "grads": {name: getattr(model, name).grad for name in ("W", "b_final")}}
+
+
 @pytest.mark.exercise("ToyModel", points=1)
 def test_toymodel_parameters(impl):
-    model = impl.ToyModel(5, 2, 3)
-    assert isinstance(getattr(model, "W", None), nn.Parameter), "model.W should be an nn.Parameter"
-    assert isinstance(getattr(model, "b_final", None), nn.Parameter), "model.b_final should be an nn.Parameter"
-    assert_shape(model.W, (3, 2, 5), "model.W ([n_instances, n_hidden, n_features])")
-    assert_shape(model.b_final, (3, 5), "model.b_final ([n_instances, n_features])")
-    names = {name for name, _ in model.named_parameters()}
+    model = drive(impl, _toymodel_made, 5, 2, 3)
+    params = model["params"]
+    assert model["is_parameter"]["W"], "model.W should be an nn.Parameter"
+    assert model["is_parameter"]["b_final"], "model.b_final should be an nn.Parameter"
+    assert_shape(params["W"], (3, 2, 5), "model.W ([n_instances, n_hidden, n_features])")
+    assert_shape(params["b_final"], (3, 5), "model.b_final ([n_instances, n_features])")
+    names = set(model["names"])
     assert {"W", "b_final"} <= names, f"W and b_final must be registered parameters; found {sorted(names)}"
-    assert torch.all(model.b_final == 0), "b_final should start at zeros"
-    W = assert_finite(model.W.detach(), "model.W")
+    assert torch.all(params["b_final"] == 0), "b_final should start at zeros"
+    W = assert_finite(params["W"], "model.W")
     assert W.abs().sum() > 0 and W.std() > 0, "W should start random (e.g. Xavier normal), not zero or constant"
     assert not torch.allclose(W[0], W[1]), "each instance should get its own random W[k]"
-    assert (model.n_features, model.n_hidden, model.n_instances) == (5, 2, 3), \
+    assert model["sizes"] == (5, 2, 3), \
         "keep n_features, n_hidden and n_instances as attributes"
     # Xavier normal: mean 0, std sqrt(2 / (n_hidden + n_features)), measured on 120,000 weights
     n_features, n_hidden = 400, 100
-    torch.manual_seed(0)
-    W = assert_finite(impl.ToyModel(n_features, n_hidden, 3).W.detach(), "model.W")
+    W = assert_finite(drive(impl, _toymodel_made, n_features, n_hidden, 3, seed=0)["params"]["W"], "model.W")
     W = assert_shape(W, (3, n_hidden, n_features), "model.W ([n_instances, n_hidden, n_features])")
     want = math.sqrt(2 / (n_hidden + n_features))
     mean, std = W.mean().item(), W.std().item()
@@ -154,10 +191,9 @@ def test_toymodel_parameters(impl):
 @pytest.mark.exercise("ToyModel", points=2)
 def test_toymodel_forward_matches_loop(impl):
     g = gen(0)
-    model = impl.ToyModel(4, 3, 2)
     W = torch.randn(2, 3, 4, generator=g)
     b = torch.tensor([[-0.5, 0.3, -2.0, 0.1], [0.2, -1.0, 0.0, -3.0]])
-    set_weights(model, W, b)
+    model = partial(drive, impl, _toymodel_forward, (4, 3, 2), W, b)  # ToyModel(4, 3, 2) with W and b
     x = torch.rand(6, 2, 4, generator=g)
     out = assert_shape(call_unmutated(model, x), (6, 2, 4), "model(x) ([batch, n_instances, n_features])")
     out = out.detach()
@@ -177,12 +213,10 @@ def test_toymodel_forward_matches_loop(impl):
 def test_toymodel_transposes_correctly(impl):
     """With n_hidden == n_features, W W^T and W^T W have the same shape, so only the values tell."""
     g = gen(1)
-    model = impl.ToyModel(3, 3, 1)
     W = torch.tensor([[[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [0.5, 0.0, 1.0]]])
     b = torch.full((1, 3), -0.1)
-    set_weights(model, W, b)
     x = torch.rand(5, 1, 3, generator=g)
-    out = model(x).detach()
+    out = drive(impl, _toymodel_forward, (3, 3, 1), W, b, x).detach()  # ToyModel(3, 3, 1) with W and b
     wrong = torch.relu(x @ (W[0] @ W[0].T).T + b)  # ReLU(W W^T x + b), example by example
     if is_tensor_like(out, wrong.shape) and torch.allclose(out, wrong, atol=1e-4):
         pytest.fail("You computed W W^T x. W has shape [n_hidden, n_features]: the hidden vector is h = W x "
@@ -193,30 +227,33 @@ def test_toymodel_transposes_correctly(impl):
 
 @pytest.mark.exercise("ToyModel", points=1)
 def test_toymodel_is_differentiable(impl):
-    model = impl.ToyModel(5, 2, 2)
     x = torch.rand(8, 2, 5, generator=gen(2))
-    with torch.no_grad():
-        model.b_final.fill_(0.1)  # every output active, so every parameter gets a gradient
-    out = call_unmutated(model, x)
+    # ToyModel(5, 2, 2) with b_final = 0.1, model(x), then model(x).sum().backward()
+    model = call_unmutated(partial(drive, impl, _toymodel_backward, (5, 2, 2)), x)
+    out = model["out"]
     assert isinstance(out, torch.Tensor) and out.requires_grad, \
         "model(x) should be differentiable in W and b_final (no .detach(), no torch.no_grad())"
-    out.sum().backward()
     for name in ("W", "b_final"):
-        grad = getattr(model, name).grad
+        grad = model["grads"][name]
         assert grad is not None and grad.abs().sum() > 0, f"no gradient reached model.{name}"
-    W = model.W.detach().clone().requires_grad_(True)
-    b = model.b_final.detach().clone().requires_grad_(True)
+    W = model["W"].clone().requires_grad_(True)
+    b = model["b_final"].clone().requires_grad_(True)
     loop_forward(W, b, x).sum().backward()
-    assert_close(model.W.grad, W.grad, "the gradient of model(x).sum() with respect to W", atol=1e-4,
+    assert_close(model["grads"]["W"], W.grad, "the gradient of model(x).sum() with respect to W", atol=1e-4,
                  hint="W is used twice, in h = W x and in W^T h: both uses must stay in the graph (no .detach()).")
 
 
 # ---------------------------------------------------------------- sparse_feature_batch
 
 
+def _batch_from(lesson, *args, seed):
+    """sparse_feature_batch(*args, generator) with a generator seeded with ``seed`` (made where it runs)."""
+    return lesson.sparse_feature_batch(*args, gen(seed))
+
+
 @pytest.mark.exercise("sparse_feature_batch", points=1)
 def test_batch_shape_range_and_generator(impl):
-    x = assert_shape(impl.sparse_feature_batch(7, 5, 0.5, 3, gen(0)), (7, 3, 5),
+    x = assert_shape(drive(impl, _batch_from, 7, 5, 0.5, 3, seed=0), (7, 3, 5),
                      "sparse_feature_batch(7, 5, 0.5, 3) ([batch, n_instances, n_features])")
     assert x.is_floating_point(), f"the batch should hold floats, got {x.dtype}"
     if (x == 1).any():
@@ -225,9 +262,9 @@ def test_batch_shape_range_and_generator(impl):
     assert (x >= 0).all() and (x < 1).all(), "every value should be in [0, 1)"
     default = assert_shape(impl.sparse_feature_batch(4, 6, 0.5), (4, 1, 6), "sparse_feature_batch(4, 6, 0.5)")
     assert default.is_floating_point()
-    a = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(7))
-    b = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(7))
-    c = impl.sparse_feature_batch(50, 4, 0.5, 2, gen(8))
+    a = drive(impl, _batch_from, 50, 4, 0.5, 2, seed=7)
+    b = drive(impl, _batch_from, 50, 4, 0.5, 2, seed=7)
+    c = drive(impl, _batch_from, 50, 4, 0.5, 2, seed=8)
     assert torch.equal(a, b), "the same generator state must give the same batch: pass generator= to torch.rand"
     assert not torch.equal(a, c), "different generators gave the same batch: is the generator used?"
 
@@ -235,7 +272,7 @@ def test_batch_shape_range_and_generator(impl):
 @pytest.mark.exercise("sparse_feature_batch", points=2)
 def test_batch_statistics(impl):
     p, batch, n = 0.1, 4000, 10
-    x = impl.sparse_feature_batch(batch, n, p, 2, gen(1))
+    x = drive(impl, _batch_from, batch, n, p, 2, seed=1)
     x = assert_shape(x, (batch, 2, n), "sparse_feature_batch(4000, 10, 0.1, 2)")
     present = x != 0
     frac = present.float().mean().item()
@@ -263,7 +300,7 @@ def test_batch_statistics(impl):
 def test_batch_probability_per_instance(impl):
     # n_features == n_instances, so a probability applied along the wrong axis still broadcasts.
     p = torch.tensor([0.0, 0.25, 1.0])
-    x = call_unmutated(impl.sparse_feature_batch, 4000, 3, p, 3, gen(2))
+    x = call_unmutated(partial(drive, impl, _batch_from), 4000, 3, p, 3, seed=2)
     x = assert_shape(x, (4000, 3, 3), "sparse_feature_batch(4000, 3, tensor([0, 0.25, 1]), 3)")
     rates = (x != 0).float().mean(dim=(0, 2))
     by_feature = (x != 0).float().mean(dim=(0, 1))
@@ -337,17 +374,24 @@ def test_loss_importance_per_instance(impl):
         f"with importance[k, i] per instance the loss is {got.item():.5f}, expected {expected:.5f}"
 
 
+def _backward(lesson, name, *args):
+    """out = lesson.<name>(*args) and, when out is differentiable, out.backward(): (out, the args' .grad)."""
+    out = getattr(lesson, name)(*args)
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.backward()
+    return out, [a.grad if isinstance(a, torch.Tensor) else None for a in args]
+
+
 @pytest.mark.exercise("importance_weighted_loss", points=1)
 def test_loss_gradient_is_per_instance(impl):
     x, x_hat = small_example()
     importance = torch.tensor([1.0, 2.0, 0.5])
     x_hat = x_hat.clone().requires_grad_(True)
-    loss = impl.importance_weighted_loss(x, x_hat, importance)
+    loss, grads = drive(impl, _backward, "importance_weighted_loss", x, x_hat, importance)  # and loss.backward()
     assert isinstance(loss, torch.Tensor) and loss.requires_grad, "the loss must stay differentiable (no .item())"
-    loss.backward()
     # d/d x_hat[b, k, i] of importance_i * (x - x_hat)^2 / batch = 2 importance_i (x_hat - x) / batch
     expected = 2 * importance * (x_hat.detach() - x) / x.shape[0]
-    assert_close(x_hat.grad, expected, "the gradient of the loss with respect to x_hat", atol=1e-6,
+    assert_close(grads[1], expected, "the gradient of the loss with respect to x_hat", atol=1e-6,
                  hint="Each instance's gradient should be that of its own loss: sum over instances and "
                       "features, mean over the batch.")
 
@@ -369,15 +413,44 @@ def spy(fn, calls):
     return wrapper
 
 
+SPIED = 2  # calls whose tensors a driver sends back in full (the tests read the first two); later ones without
+
+
+def _train_isolated(lesson, sizes, state, args, kwargs):
+    """The learner's train_toy_model on a RefToyModel(*sizes) with this state dict, with ref_batch and
+    ref_loss (recording their calls) in the module: the losses, the trained state dict and the call logs."""
+    model = RefToyModel(*sizes)
+    model.load_state_dict(state)
+    calls = SimpleNamespace(batch=[], loss=[])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lesson, "sparse_feature_batch", spy(ref_batch, calls.batch), raising=False)
+        mp.setattr(lesson, "importance_weighted_loss", spy(ref_loss, calls.loss), raising=False)
+        losses = lesson.train_toy_model(model, *args, **kwargs)
+
+    def sent(log):  # the first SPIED calls in full (but the generator), later ones only their plain numbers
+        return [{k: v for k, v in call.items()
+                 if (i < SPIED and k != "generator") or type(v) in (int, float, bool)}
+                for i, call in enumerate(log)]
+
+    return {"losses": losses, "state": dict(model.state_dict()), "batch": sent(calls.batch), "loss": sent(calls.loss)}
+
+
 @pytest.fixture
-def isolated(impl, monkeypatch):
+def isolated(impl):
     """The learner's train_toy_model, with reference batch and loss functions (that record their calls) in
     its module, so that only the training loop is graded here (the other two exercises have their own
-    tests)."""
+    tests). The model is trained where the learner's code runs; its trained weights come back into it."""
     calls = SimpleNamespace(batch=[], loss=[])
-    monkeypatch.setattr(impl, "sparse_feature_batch", spy(ref_batch, calls.batch), raising=False)
-    monkeypatch.setattr(impl, "importance_weighted_loss", spy(ref_loss, calls.loss), raising=False)
-    return SimpleNamespace(train_toy_model=impl.train_toy_model, calls=calls)
+
+    def train_toy_model(model, *args, **kwargs):
+        sizes = (model.n_features, model.n_hidden, model.n_instances)
+        out = drive(impl, _train_isolated, sizes, dict(model.state_dict()), list(args), kwargs)
+        model.load_state_dict(out["state"])
+        calls.batch.extend(out["batch"])
+        calls.loss.extend(out["loss"])
+        return out["losses"]
+
+    return SimpleNamespace(train_toy_model=train_toy_model, calls=calls)
 
 
 @pytest.mark.exercise("train_toy_model", points=1)

@@ -9,6 +9,7 @@ each exercise is graded on its own.
 
 import inspect
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l09_sparse_autoencoders"
 
@@ -76,32 +78,83 @@ def attached_hooks(model) -> list[str]:
     return [name for name, hp in model.hook_dict.items() if hp._forward_hooks or hp._backward_hooks]
 
 
+# Drivers: they run next to the learner's code (in class grading, in the sandboxed subject) and return data
+# only; every check on that data stays in the tests below.
+
+PARAMETERS = ("W_enc", "W_dec", "b_enc", "b_dec")
+
+
+def _sae_made(lesson, *args, **kwargs):
+    """A fresh SAE(*args, **kwargs), as data."""
+    sae = lesson.SAE(*args, **kwargs)
+    params = {name: getattr(sae, name, None) for name in PARAMETERS}
+    return {"params": {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in params.items()},
+            "is_parameter": {k: isinstance(v, nn.Parameter) for k, v in params.items()},
+            "names": sorted(n for n, _ in sae.named_parameters()),
+            "dims": (getattr(sae, "d_in", None), getattr(sae, "d_sae", None)),
+            "data_ptr": [params[k].data_ptr() if isinstance(params[k], torch.Tensor) else None
+                         for k in ("W_enc", "W_dec")]}
+
+
+def _sae_method(lesson, sizes, params, method, arg):
+    """sae.<method>(arg) of an SAE(*sizes) whose named parameters are set to ``params``."""
+    sae = lesson.SAE(*sizes)
+    set_params(sae, **params)
+    return getattr(sae, method)(arg)
+
+
+def _sae_forward_backward(lesson, sizes, params, x):
+    """out = sae(x) of an SAE(*sizes) with ``params`` set, then out.sum().backward(): out, W_enc, b_enc, grads."""
+    sae = lesson.SAE(*sizes)
+    set_params(sae, **params)
+    out = sae(x)
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.sum().backward()
+    return {"out": out, "W_enc": sae.W_enc.detach().clone(), "b_enc": sae.b_enc.detach().clone(),
+            "grads": {name: getattr(sae, name).grad for name in PARAMETERS}}
+
+
+def _backward(lesson, name, args, grad_out=None):
+    """out = lesson.<name>(*args) (a dotted name reaches into a class) and, when out is differentiable,
+    out.backward(grad_out) (out.sum().backward() without grad_out): (out, the args' .grad)."""
+    fn = lesson
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    out = fn(*args)
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.backward(grad_out) if grad_out is not None else out.sum().backward()
+    return out, [a.grad if isinstance(a, torch.Tensor) else None for a in args]
+
+
 # ---------------------------------------------------------------- SAE
 
 
 @pytest.mark.exercise("SAE", points=1)
 def test_sae_parameters_and_init(impl):
-    sae = impl.SAE(5, 7, seed=3)
+    sae = drive(impl, _sae_made, 5, 7, seed=3)
+    params = sae["params"]
     for name, shape in (("W_enc", (5, 7)), ("W_dec", (7, 5)), ("b_enc", (7,)), ("b_dec", (5,))):
-        value = getattr(sae, name, None)
-        assert isinstance(value, nn.Parameter), f"sae.{name} should be an nn.Parameter"
+        value = params[name]
+        assert sae["is_parameter"][name], f"sae.{name} should be an nn.Parameter"
         if name == "W_enc" and tuple(value.shape) == (7, 5):
             pytest.fail("sae.W_enc has shape [d_sae, d_in]: activations are rows, so x @ W_enc needs W_enc of "
                         "shape [d_in, d_sae] (and W_dec [d_sae, d_in]).")
         assert_shape(value, shape, f"sae.{name}")
-    names = {n for n, _ in sae.named_parameters()}
+    names = set(sae["names"])
     assert {"W_enc", "W_dec", "b_enc", "b_dec"} <= names, f"register all four parameters; found {sorted(names)}"
-    assert (sae.d_in, sae.d_sae) == (5, 7), "keep d_in and d_sae as attributes"
-    assert torch.all(sae.b_enc == 0) and torch.all(sae.b_dec == 0), "both biases should start at zeros"
-    norms = sae.W_dec.detach().norm(dim=1)
+    assert sae["dims"] == (5, 7), "keep d_in and d_sae as attributes"
+    assert torch.all(params["b_enc"] == 0) and torch.all(params["b_dec"] == 0), "both biases should start at zeros"
+    norms = params["W_dec"].norm(dim=1)
     assert torch.allclose(norms, torch.ones(7), atol=1e-5), \
         f"each row of W_dec should start as a unit vector; norms {[round(v, 3) for v in norms.tolist()]}"
-    assert torch.allclose(sae.W_enc.detach(), sae.W_dec.detach().T), "W_enc should start as a copy of W_dec.T"
-    assert sae.W_enc.data_ptr() != sae.W_dec.data_ptr(), "W_enc and W_dec must be separate tensors (clone)"
-    again, other = impl.SAE(5, 7, seed=3), impl.SAE(5, 7, seed=4)
-    assert torch.equal(again.W_dec.detach(), sae.W_dec.detach()), \
+    assert torch.allclose(params["W_enc"], params["W_dec"].T), "W_enc should start as a copy of W_dec.T"
+    W_enc_ptr, W_dec_ptr = sae["data_ptr"]
+    assert W_enc_ptr != W_dec_ptr, "W_enc and W_dec must be separate tensors (clone)"
+    again = drive(impl, _sae_made, 5, 7, seed=3)["params"]
+    other = drive(impl, _sae_made, 5, 7, seed=4)["params"]
+    assert torch.equal(again["W_dec"], params["W_dec"]), \
         "the same seed should give the same SAE: draw with torch.Generator().manual_seed(seed)"
-    assert not torch.equal(other.W_dec.detach(), sae.W_dec.detach()), "another seed gave the same W_dec"
+    assert not torch.equal(other["W_dec"], params["W_dec"]), "another seed gave the same W_dec"
     for bad in ((0, 4), (4, -1), (2.5, 4)):
         expect_value_error(impl.SAE, *bad, what=f"SAE{bad}", expected="d_in and d_sae are positive ints")
 
@@ -110,13 +163,12 @@ def test_sae_parameters_and_init(impl):
 def test_sae_encode_matches_loop_and_names_the_mistake(impl):
     g = gen(0)
     d = 4  # square, so a transposed W_enc has the right shape and only the values tell
-    sae = impl.SAE(d, d)
     W_enc = torch.randn(d, d, generator=g)
     b_enc = torch.tensor([0.3, -0.2, 0.1, -0.4])
     b_dec = torch.tensor([0.5, -1.0, 0.25, 2.0])
-    set_params(sae, W_enc=W_enc, b_enc=b_enc, b_dec=b_dec)
+    encode = partial(drive, impl, _sae_method, (d, d), dict(W_enc=W_enc, b_enc=b_enc, b_dec=b_dec), "encode")
     x = torch.randn(6, d, generator=g)
-    got = call_unmutated(sae.encode, x)
+    got = call_unmutated(encode, x)  # sae.encode(x) of an SAE(d, d) with those parameters
     got = assert_shape(got, (6, d), "sae.encode(x) ([batch, d_sae])").detach()
     expected = loop_encode(W_enc, b_enc, b_dec, x)
     mistakes = {
@@ -137,24 +189,24 @@ def test_sae_encode_matches_loop_and_names_the_mistake(impl):
 @pytest.mark.exercise("SAE", points=2)
 def test_sae_decode_forward_and_leading_dims(impl):
     g = gen(1)
-    sae = impl.SAE(3, 5)
     W_dec = torch.randn(5, 3, generator=g)
     b_dec = torch.tensor([1.0, -2.0, 0.5])
-    set_params(sae, W_dec=W_dec, b_dec=b_dec, b_enc=torch.full((5,), 0.2))
+    params = dict(W_dec=W_dec, b_dec=b_dec, b_enc=torch.full((5,), 0.2))  # set on an SAE(3, 5)
     y = torch.rand(4, 5, generator=g)
-    got = assert_shape(call_unmutated(sae.decode, y), (4, 3), "sae.decode(y) ([batch, d_in])").detach()
+    decode = partial(drive, impl, _sae_method, (3, 5), params, "decode")
+    got = assert_shape(call_unmutated(decode, y), (4, 3), "sae.decode(y) ([batch, d_in])").detach()
     if torch.allclose(got, y @ W_dec, atol=1e-4):
         pytest.fail("sae.decode: b_dec is missing: x_hat = y @ W_dec + b_dec.")
     assert_close(got, torch.stack([sum(y[r, f] * W_dec[f] for f in range(5)) + b_dec for r in range(4)]),
                  "sae.decode(y)", atol=1e-4, hint="x_hat = y @ W_dec + b_dec: row f of W_dec is feature f.")
     x = torch.randn(2, 3, 3, generator=g)  # leading dimensions [2, 3]
-    out = assert_shape(sae(x), (2, 3, 3), "sae(x) for x of shape [2, 3, d_in]")
-    flat = loop_encode(sae.W_enc.detach(), sae.b_enc.detach(), b_dec, x.reshape(6, 3)) @ W_dec + b_dec
+    sae = drive(impl, _sae_forward_backward, (3, 5), params, x)  # sae(x), then sae(x).sum().backward()
+    out = assert_shape(sae["out"], (2, 3, 3), "sae(x) for x of shape [2, 3, d_in]")
+    flat = loop_encode(sae["W_enc"], sae["b_enc"], b_dec, x.reshape(6, 3)) @ W_dec + b_dec
     assert_close(out.detach().reshape(6, 3), flat, "sae(x) = decode(encode(x)) on [2, 3, d_in]", atol=1e-4,
                  hint="forward is decode(encode(x)); use @ (or einsum over the last axis) so leading dims pass.")
-    out.sum().backward()
     for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
-        grad = getattr(sae, name).grad
+        grad = sae["grads"][name]
         assert grad is not None and grad.abs().sum() > 0, f"no gradient reached sae.{name} (no .detach())"
 
 
@@ -188,12 +240,11 @@ def test_sae_loss_gradient_and_validation(impl):
     x = torch.randn(5, 3, generator=g)
     x_hat = torch.randn(5, 3, generator=g).requires_grad_(True)
     y = torch.rand(5, 4, generator=g).requires_grad_(True)
-    loss = impl.sae_loss(x, x_hat, y, 0.5)
+    loss, grads = drive(impl, _backward, "sae_loss", [x, x_hat, y, 0.5])  # and loss.backward()
     assert isinstance(loss, torch.Tensor) and loss.requires_grad, "the loss must stay differentiable (no .item())"
-    loss.backward()
-    assert_close(x_hat.grad, 2 * (x_hat.detach() - x) / 5, "d loss / d x_hat", atol=1e-5,
+    assert_close(grads[1], 2 * (x_hat.detach() - x) / 5, "d loss / d x_hat", atol=1e-5,
                  hint="sum over d_in, mean over the batch: the gradient is 2 (x_hat - x) / batch.")
-    assert_close(y.grad, torch.full((5, 4), 0.5 / 5), "d loss / d y", atol=1e-5,
+    assert_close(grads[2], torch.full((5, 4), 0.5 / 5), "d loss / d y", atol=1e-5,
                  hint="the L1 term is l1_coefficient * mean over rows of sum over features |y|.")
     expect_value_error(impl.sae_loss, x, x_hat.detach()[:, :2], y, 0.5, what="sae_loss with x_hat of another shape")
     expect_value_error(impl.sae_loss, x, x_hat.detach(), y.detach()[:3], 0.5, what="sae_loss with y of 3 rows, x of 5")
@@ -233,10 +284,9 @@ def test_topk_hand_cases_and_ties(impl):
 @pytest.mark.exercise("topk", points=1)
 def test_topk_gradient_and_validation(impl):
     pre = torch.tensor([[0.5, 3.0, -1.0, 2.0]], requires_grad=True)
-    out = impl.topk(pre, 2)
+    out, grads = drive(impl, _backward, "topk", [pre, 2])  # and out.sum().backward()
     assert isinstance(out, torch.Tensor) and out.requires_grad, "topk must stay differentiable in pre"
-    out.sum().backward()
-    assert_close(pre.grad, torch.tensor([[0.0, 1.0, 0.0, 1.0]]), "the gradient of topk(pre, 2).sum()",
+    assert_close(grads[0], torch.tensor([[0.0, 1.0, 0.0, 1.0]]), "the gradient of topk(pre, 2).sum()",
                  hint="only the kept (positive) entries pass gradient.")
     for k in (0, 5, 1.5):
         expect_value_error(impl.topk, pre.detach(), k, what=f"topk(pre of d_sae=4, k={k})", expected="k in 1..d_sae")
@@ -267,13 +317,13 @@ def test_batch_topk_selects_over_the_batch(impl):
 @pytest.mark.exercise("batch_topk", points=1)
 def test_batch_topk_ties_negatives_gradient_validation(impl):
     pre = torch.tensor([[1.0, 0.0, 1.0], [1.0, -2.0, 1.0]], requires_grad=True)
-    out = impl.batch_topk(pre, 1)  # two entries kept among four tied ones: the first two in row-major order
+    out, grads = drive(impl, _backward, "batch_topk", [pre, 1])  # and out.sum().backward()
+    # two entries kept among four tied ones: the first two in row-major order
     assert torch.equal(out.detach(), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])), \
         (f"at a tie the earlier entry in row-major order (pre.flatten()) should be kept; got {out.tolist()}")
     neg = impl.batch_topk(torch.tensor([[-1.0, -2.0], [-0.5, 0.5]]), 1)
     assert (neg >= 0).all(), f"batch_topk returned negative values {neg.tolist()}: rank ReLU(pre)"
-    out.sum().backward()
-    assert torch.equal(pre.grad, torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])), \
+    assert torch.equal(grads[0], torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])), \
         "only the kept entries should pass gradient"
     expect_value_error(impl.batch_topk, pre.detach()[0], 1, what="batch_topk on a 1-D tensor", expected="[batch, d_sae]")
     expect_value_error(impl.batch_topk, pre.detach(), 0.1, what="batch_topk keeping int(0.2) = 0 entries")
@@ -307,14 +357,14 @@ def test_jumprelu_straight_through_gradients(impl):
                         [0.59375, 0.65625, 0.75, 0.9375],   # *  .  .  *
                         [0.53125, 0.375, 0.3125, 1.0]],     # *  .  .  *  (0.375 is exactly eps/2 away: outside)
                        requires_grad=True)
-    out = impl.jumprelu(pre, threshold, eps)
-    assert isinstance(out, torch.Tensor) and out.requires_grad, "jumprelu must be differentiable (autograd.Function)"
     grad_out = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, 1.0, 1.5, 2.0], [-1.0, 1.0, 2.0, 1.0]])
-    out.backward(grad_out)
+    out, (pre_grad, threshold_grad, _) = drive(impl, _backward, "jumprelu", [pre, threshold, eps], grad_out)
+    assert isinstance(out, torch.Tensor) and out.requires_grad, "jumprelu must be differentiable (autograd.Function)"
+    # out.backward(grad_out) ran where jumprelu did
     inside = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1], [1, 0, 0, 1]], dtype=torch.float)
     per_entry = grad_out * -(threshold.detach() / eps) * inside
     expected = per_entry.sum(dim=0)  # [-2 * (1 + 0.5 - 1), 0, -2 * 3, -4 * (2 + 1)]
-    got = threshold.grad
+    got = threshold_grad
     assert got is not None, ("no gradient reached the threshold: write a torch.autograd.Function whose backward "
                              "returns the rectangle-kernel estimate for it")
     got = assert_shape(got, (4,), "the threshold's gradient")
@@ -339,9 +389,9 @@ def test_jumprelu_straight_through_gradients(impl):
     assert_close(got, expected, "the threshold's gradient", atol=1e-4,
                  hint="sum over rows of grad_out * -(threshold / eps) * K((pre - threshold) / eps), K = 1 on (-1/2, 1/2).")
     expected_pre = grad_out * (pre.detach() > threshold.detach()).float()
-    if pre.grad is not None and torch.allclose(pre.grad, grad_out):
+    if pre_grad is not None and torch.allclose(pre_grad, grad_out):
         pytest.fail("the gradient to pre ignores the gate: it is grad_out * H(pre - threshold).")
-    assert_close(pre.grad, expected_pre, "the gradient to pre", atol=1e-5,
+    assert_close(pre_grad, expected_pre, "the gradient to pre", atol=1e-5,
                  hint="pre's gradient is the ordinary one: grad_out where pre > threshold, else 0.")
 
 
@@ -353,14 +403,14 @@ def test_jumprelu_function_sums_the_threshold_gradient_over_every_leading_dim(im
     threshold = torch.tensor([1.0, 2.0], requires_grad=True)
     pre = torch.tensor([[[1.125, 2.5], [0.5, 1.875], [1.0, 2.0]],
                         [[0.875, 2.125], [3.0, 0.0], [1.25, 1.75]]], requires_grad=True)
-    out = impl.JumpReLUFunction.apply(pre, threshold, eps)
+    # JumpReLUFunction.apply(pre, threshold, eps), then out.sum().backward()
+    out, (pre_grad, threshold_grad, _) = drive(impl, _backward, "JumpReLUFunction.apply", [pre, threshold, eps])
     expected_out = pre.detach() * (pre.detach() > threshold.detach())
     assert_close(out.detach(), expected_out, "JumpReLUFunction.apply(pre, threshold, eps) on [2, 3, 2]",
                  hint="forward returns pre * (pre > threshold), for any leading dimensions.")
-    out.sum().backward()
     inside = ((pre.detach() - threshold.detach()).abs() < eps / 2).float()
     expected = (-(threshold.detach() / eps) * inside).sum(dim=(0, 1))
-    got = threshold.grad
+    got = threshold_grad
     assert got is not None, "backward returned no gradient for the threshold"
     got = assert_shape(got, (2,), "the threshold's gradient (one entry per feature)")
     if torch.allclose(got, (-(threshold.detach() / eps) * inside).sum(dim=1)[0]) or \
@@ -369,7 +419,7 @@ def test_jumprelu_function_sums_the_threshold_gradient_over_every_leading_dim(im
                     "[-1, d_sae] and sum over every row.")
     assert_close(got, expected, "the threshold's gradient on [2, 3, 2]", atol=1e-5,
                  hint="sum grad_out * -(threshold / eps) * K((pre - threshold) / eps) over all leading dims.")
-    assert_close(pre.grad, (pre.detach() > threshold.detach()).float(), "the gradient to pre", atol=1e-6)
+    assert_close(pre_grad, (pre.detach() > threshold.detach()).float(), "the gradient to pre", atol=1e-6)
 
 
 # ---------------------------------------------------------------- orthogonality_penalty
@@ -402,13 +452,12 @@ def test_orthogonality_penalty_hand_cases(impl):
 def test_orthogonality_penalty_matches_loop_gradient_and_validation(impl):
     W = torch.randn(9, 4, generator=gen(5)) * torch.linspace(0.5, 2.0, 9)[:, None]
     W.requires_grad_(True)
-    got = impl.orthogonality_penalty(W)
+    got, (W_grad,) = drive(impl, _backward, "orthogonality_penalty", [W])  # and got.backward()
     assert isinstance(got, torch.Tensor) and got.requires_grad, "the penalty must be differentiable in W_dec"
     rows = [w / w.norm() for w in W.detach()]
     best = [max(torch.dot(rows[i], rows[j]).item() for j in range(9) if j != i) for i in range(9)]
     assert abs(got.item() - sum(best) / 9) < 1e-5, f"on a random W_dec: {got.item():.5f}, expected {sum(best) / 9:.5f}"
-    got.backward()
-    assert W.grad is not None and W.grad.abs().sum() > 0, "no gradient reached W_dec"
+    assert W_grad is not None and W_grad.abs().sum() > 0, "no gradient reached W_dec"
     expect_value_error(impl.orthogonality_penalty, torch.randn(1, 4), what="orthogonality_penalty on one row",
                        expected="at least 2 features")
     expect_value_error(impl.orthogonality_penalty, torch.randn(4), what="orthogonality_penalty on a 1-D tensor")
@@ -432,12 +481,36 @@ def spy(fn, calls):
     return wrapper
 
 
-@pytest.fixture
-def isolated(impl, monkeypatch):
-    """The learner's train_sae with a reference sae_loss (recording its calls) in its module."""
+SPIED = 2  # calls whose tensors the driver sends back in full (the tests read the first two); later ones without
+
+
+def _train_sae_isolated(lesson, sizes, state, args, kwargs):
+    """The learner's train_sae on a RefSAE(*sizes) with this state dict, with ref_loss (recording its calls)
+    as the module's sae_loss: the losses, the trained state dict and the call log."""
+    sae = RefSAE(*sizes)
+    sae.load_state_dict(state)
     calls = []
-    monkeypatch.setattr(impl, "sae_loss", spy(ref_loss, calls), raising=False)
-    return SimpleNamespace(train_sae=impl.train_sae, calls=calls)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lesson, "sae_loss", spy(ref_loss, calls), raising=False)
+        losses = lesson.train_sae(sae, *args, **kwargs)
+    calls = [call if i < SPIED else {k: v for k, v in call.items() if type(v) in (int, float, bool)}
+             for i, call in enumerate(calls)]
+    return {"losses": losses, "state": dict(sae.state_dict()), "calls": calls}
+
+
+@pytest.fixture
+def isolated(impl):
+    """The learner's train_sae with a reference sae_loss (recording its calls) in its module. The SAE is
+    trained where the learner's code runs; its trained parameters come back into it."""
+    calls = []
+
+    def train_sae(sae, *args, **kwargs):
+        out = drive(impl, _train_sae_isolated, (sae.d_in, sae.d_sae), dict(sae.state_dict()), list(args), kwargs)
+        sae.load_state_dict(out["state"])
+        calls.extend(out["calls"])
+        return out["losses"]
+
+    return SimpleNamespace(train_sae=train_sae, calls=calls)
 
 
 def superposed_data(n_tokens=8192, n_features=16, d=6, p=0.06, seed=0):
@@ -545,6 +618,52 @@ def metric_setup():
     return model, tokens, sae, "blocks.1.hook_resid_pre"
 
 
+class Identity(nn.Module):  # encodes x as [relu(x), relu(-x)]: reconstructs exactly
+    def encode(self, x):
+        return torch.cat([x.clamp(min=0), (-x).clamp(min=0)], dim=-1)
+
+    def decode(self, y):
+        return y[..., :8] - y[..., 8:]
+
+
+class Hand(nn.Module):
+    def encode(self, x):
+        return x
+
+
+def sent(sae):
+    """A RefSAE as data, for a driver: its sizes and state dict."""
+    return (sae.d_in, sae.d_sae), dict(sae.state_dict())
+
+
+def made(sae):
+    """The SAE a driver was sent: "identity", "hand", or a RefSAE's (sizes, state dict)."""
+    if sae == "identity":
+        return Identity()
+    if sae == "hand":
+        return Hand()
+    sizes, state = sae
+    ref = RefSAE(*sizes)
+    ref.load_state_dict(state)
+    return ref
+
+
+def _sae_metrics(lesson, sae, model, tokens, hook_name, calls=1):
+    """sae_metrics(made(sae), model, tokens, hook_name), ``calls`` times on the same model: each call's
+    result and the hook points with hooks still attached after it."""
+    sae = made(sae)
+    out = []
+    for _ in range(calls):
+        got = lesson.sae_metrics(sae, model, tokens, hook_name)
+        out.append({"got": got, "hooked": attached_hooks(model)})
+    return out
+
+
+def _find_feature_with(lesson, sae, activations, in_kind):
+    """find_feature(made(sae), activations, in_kind)."""
+    return lesson.find_feature(made(sae), activations, in_kind)
+
+
 def ref_reconstruction(model, tokens, sae, hook_name):
     _, cache = model.run_with_cache(tokens, names_filter=hook_name)
     act = cache[hook_name]
@@ -567,7 +686,7 @@ def ref_reconstruction(model, tokens, sae, hook_name):
 @pytest.mark.exercise("sae_metrics", points=2)
 def test_sae_metrics_reconstruction(impl, metric_setup):
     model, tokens, sae, hook = metric_setup
-    got = impl.sae_metrics(sae, model, tokens, hook)
+    got = drive(impl, _sae_metrics, sent(sae), model, tokens, hook)[0]["got"]  # impl.sae_metrics(sae, ...)
     assert isinstance(got, dict), f"sae_metrics should return a dict, got {type(got).__name__}"
     want = ref_reconstruction(model, tokens, sae, hook)
     for key in ("l0", "explained_variance", "dead_fraction"):
@@ -594,8 +713,10 @@ def test_sae_metrics_ce_loss_recovered(impl, metric_setup):
     from mi_course.saes import ce_loss_recovered  # the course's canonical version, as an oracle
 
     model, tokens, sae, hook = metric_setup
-    got = impl.sae_metrics(sae, model, tokens, hook)
-    assert not attached_hooks(model), (f"hooks still attached after sae_metrics: {attached_hooks(model)}. Use "
+    # impl.sae_metrics(sae, model, tokens, hook) twice on the same model, with the hooks left after each call
+    first, second = drive(impl, _sae_metrics, sent(sae), model, tokens, hook, calls=2)
+    got = first["got"]
+    assert not first["hooked"], (f"hooks still attached after sae_metrics: {first['hooked']}. Use "
                                        f"model.run_with_hooks or `with model.hooks(...)`, which remove them.")
     oracle = ce_loss_recovered(sae, model, tokens, hook_name=hook, progress=False)
     for key in ("ce_clean", "ce_sae", "ce_zero_ablated", "ce_loss_recovered"):
@@ -622,25 +743,18 @@ def test_sae_metrics_ce_loss_recovered(impl, metric_setup):
         pytest.fail("ce_loss_recovered is the fraction lost, not recovered: (ce_ablated - ce_sae) / (ce_ablated - ce_clean).")
     assert abs(got["ce_loss_recovered"] - want) < 1e-4, \
         f"ce_loss_recovered is {got['ce_loss_recovered']:.4f}, expected {want:.4f}"
-    again = impl.sae_metrics(sae, model, tokens, hook)
+    again = second["got"]
     assert abs(again["ce_clean"] - got["ce_clean"]) < 1e-6, "a second call gave another clean loss: a hook stayed on"
 
 
 @pytest.mark.exercise("sae_metrics", points=1)
 def test_sae_metrics_perfect_sae_and_bad_hook(impl, metric_setup):
     model, tokens, _, hook = metric_setup
-
-    class Identity(nn.Module):  # encodes x as [relu(x), relu(-x)]: reconstructs exactly
-        def encode(self, x):
-            return torch.cat([x.clamp(min=0), (-x).clamp(min=0)], dim=-1)
-
-        def decode(self, y):
-            return y[..., :8] - y[..., 8:]
-
-    got = impl.sae_metrics(Identity(), model, tokens, hook)
+    sae_metrics = partial(drive, impl, _sae_metrics)  # returns [{"got": the result, "hooked": ...}]
+    got = sae_metrics("identity", model, tokens, hook)[0]["got"]  # impl.sae_metrics(Identity(), ...)
     assert abs(got["explained_variance"] - 1) < 1e-5, f"an exact reconstruction explains all variance, got {got['explained_variance']}"
     assert abs(got["ce_loss_recovered"] - 1) < 1e-4, f"an exact reconstruction recovers all the loss, got {got['ce_loss_recovered']}"
-    expect_value_error(impl.sae_metrics, Identity(), model, tokens, "blocks.9.hook_resid_pre",
+    expect_value_error(sae_metrics, "identity", model, tokens, "blocks.9.hook_resid_pre",
                        what="sae_metrics at a hook the model does not have")
 
 
@@ -655,10 +769,7 @@ def test_find_feature_prefers_a_selective_feature(impl):
     g = gen(11)
     in_kind = torch.zeros(n, dtype=torch.bool)
     in_kind[:300] = True
-
-    class Hand(nn.Module):
-        def encode(self, x):
-            return x
+    find_feature = partial(drive, impl, _find_feature_with)  # "hand": the SAE is Hand(), y = x
 
     acts = torch.zeros(n, d)
     acts[:, 0] = 5 + torch.rand(n, generator=g)
@@ -666,7 +777,7 @@ def test_find_feature_prefers_a_selective_feature(impl):
     acts[:300, 2] = 1 + torch.rand(300, generator=g)
     acts[300:320, 2] = 0.5
     acts[:, 3] = torch.rand(n, generator=g) * (torch.arange(n) % 2 == 0)
-    got = call_unmutated(impl.find_feature, Hand(), acts, in_kind)
+    got = call_unmutated(find_feature, "hand", acts, in_kind)
     assert isinstance(got, int) and not isinstance(got, bool), f"return a Python int, got {type(got).__name__}"
     if got == 0:
         pytest.fail("feature 0 fires strongly on every token: rank by selectivity (what fraction of a feature's "
@@ -674,8 +785,8 @@ def test_find_feature_prefers_a_selective_feature(impl):
     if got == 1:
         pytest.fail("feature 1 fires once, on a single token: ask for many strong activations, not the one largest.")
     assert got == 2, f"feature {got} is not the selective one (2)"
-    expect_value_error(impl.find_feature, Hand(), acts, in_kind[:10], what="find_feature with in_kind of another length")
-    expect_value_error(impl.find_feature, Hand(), acts, torch.zeros(n, dtype=torch.bool), what="find_feature with no token of the kind")
+    expect_value_error(find_feature, "hand", acts, in_kind[:10], what="find_feature with in_kind of another length")
+    expect_value_error(find_feature, "hand", acts, torch.zeros(n, dtype=torch.bool), what="find_feature with no token of the kind")
 
 
 _ACTIVATIONS = {}

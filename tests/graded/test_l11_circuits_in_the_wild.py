@@ -8,13 +8,15 @@ behaviour is compared, not the code).
 """
 
 import math
-from functools import lru_cache
+from functools import lru_cache, partial
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l11_circuits_in_the_wild"
 
@@ -32,8 +34,44 @@ def ioi_set(n: int, seed: int, template: int):
     return ioi_patching_set(lm(), n, seed=seed, template=template)
 
 
-def no_hooks_left(model) -> bool:
-    return all(not hp.fwd_hooks and not hp.bwd_hooks for hp in model.hook_dict.values())
+def hooked_points(model) -> list[str]:
+    """The hook points that still have hooks attached (an empty list: no hooks left)."""
+    return [name for name, hp in model.hook_dict.items() if hp.fwd_hooks or hp.bwd_hooks]
+
+
+# Drivers: they run next to the learner's code (in class grading, in the sandboxed subject) and return data
+# only; every check on that data stays in the tests below.
+
+
+def _key_frequencies_alone(lesson, *args, **kwargs):
+    """key_frequencies(*args, **kwargs) with the course's basis standing in for the learner's fourier_basis."""
+    from mi_course.language.modular import fourier_basis
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lesson, "fourier_basis", fourier_basis, raising=False)
+        return lesson.key_frequencies(*args, **kwargs)
+
+
+def _activation_patching(lesson, model, clean, corrupted, answers, **kwargs):
+    """activation_patching(model, clean, corrupted, metric, **kwargs) with the course's metric
+    mean_logit_diff(*answers) (io and s tokens): the grid and the hook points left hooked."""
+    from mi_course.language.patching import mean_logit_diff
+
+    grid = lesson.activation_patching(model, clean, corrupted, mean_logit_diff(*answers), **kwargs)
+    return {"grid": grid, "hooked": hooked_points(model)}
+
+
+def _ioi_answer_heads(lesson, model, data):
+    """ioi_answer_heads(model, IOIPatchingSet(**data)): the patching set is sent as its fields."""
+    from mi_course.language.ioi import IOIPatchingSet
+
+    return lesson.ioi_answer_heads(model, IOIPatchingSet(**data))
+
+
+def _causal_trace(lesson, model, *args, **kwargs):
+    """causal_trace(model, *args, **kwargs): its result and the hook points left hooked."""
+    out = lesson.causal_trace(model, *args, **kwargs)
+    return {"out": out, "hooked": hooked_points(model)}
 
 
 # ---------------------------------------------------------------- fourier_basis
@@ -91,12 +129,9 @@ def embedding_with_shares(p: int, coefficients: dict, d_model: int = 5) -> torch
 
 
 @pytest.fixture
-def graded_alone(impl, monkeypatch):
+def graded_alone(impl):
     """key_frequencies graded on its own: the course's basis stands in for the learner's fourier_basis."""
-    from mi_course.language.modular import fourier_basis
-
-    monkeypatch.setattr(impl, "fourier_basis", fourier_basis, raising=False)
-    return impl
+    return SimpleNamespace(key_frequencies=partial(drive, impl, _key_frequencies_alone))
 
 
 @pytest.mark.exercise("key_frequencies", points=2)
@@ -212,9 +247,8 @@ def patching_data():
 
 
 def metric_of(data):
-    from mi_course.language.patching import mean_logit_diff
-
-    return mean_logit_diff(data.io, data.s)
+    """The metric mean_logit_diff(data.io, data.s), as the data a driver builds it from."""
+    return data.io, data.s
 
 
 @pytest.mark.exercise("activation_patching", points=3)
@@ -223,8 +257,11 @@ def test_activation_patching_resid_exact_properties_and_named_mistakes(impl):
 
     model, data = lm(), patching_data()
     metric = metric_of(data)
-    grid = call_unmutated(impl.activation_patching, model, data.clean, data.corrupted, metric, kind="resid")
-    assert no_hooks_left(model), "a hook is still attached after activation_patching: use run_with_hooks, or " \
+    # impl.activation_patching(model, data.clean, data.corrupted, mean_logit_diff(data.io, data.s), kind=...)
+    out = call_unmutated(partial(drive, impl, _activation_patching), model, data.clean, data.corrupted, metric,
+                         kind="resid")
+    grid = out["grid"]
+    assert not out["hooked"], "a hook is still attached after activation_patching: use run_with_hooks, or " \
                                  "model.hooks(...) as a with-block, so that each hook is removed again"
     n_layers, n_pos = model.cfg.n_layers, data.clean.shape[1]
     assert_shape(grid, (n_layers, n_pos), "activation_patching(kind='resid')")
@@ -240,7 +277,8 @@ def test_activation_patching_resid_exact_properties_and_named_mistakes(impl):
         f"restoring the one corrupted token before block 0 should restore everything (1.0), got {grid[0, s2]:.3f}"
     assert grid[:, :s2].abs().max() < 1e-3, \
         "positions before the corrupted token hold the same activations in both runs: they must restore 0"
-    oracle = patching.activation_patching(model, data.clean, data.corrupted, metric, kind="resid", progress=False)
+    oracle = patching.activation_patching(model, data.clean, data.corrupted, patching.mean_logit_diff(*metric),
+                                          kind="resid", progress=False)
     if n_layers > 1 and torch.allclose(grid[:-1], oracle[1:], atol=1e-3):
         pytest.fail("your row L matches the course's row L + 1: patch blocks.{L}.hook_resid_pre, the stream "
                     "ENTERING block L (hook_resid_post is one block later)")
@@ -255,10 +293,12 @@ def test_activation_patching_heads_against_the_course(impl):
 
     model, data = lm(), patching_data()
     metric = metric_of(data)
-    grid = impl.activation_patching(model, data.clean, data.corrupted, metric, kind="head")
-    assert no_hooks_left(model), "a hook is still attached after activation_patching(kind='head')"
+    out = drive(impl, _activation_patching, model, data.clean, data.corrupted, metric, kind="head")
+    grid = out["grid"]
+    assert not out["hooked"], "a hook is still attached after activation_patching(kind='head')"
     assert_shape(grid, (model.cfg.n_layers, model.cfg.n_heads), "activation_patching(kind='head')")
-    oracle = patching.activation_patching(model, data.clean, data.corrupted, metric, kind="head", progress=False)
+    oracle = patching.activation_patching(model, data.clean, data.corrupted, patching.mean_logit_diff(*metric),
+                                          kind="head", progress=False)
     assert_close(grid, oracle, "activation_patching(kind='head')", atol=2e-3,
                  hint="hook_z is [batch, pos, head, d_head]: patch z[:, :, head] (every position) for one head")
 
@@ -267,11 +307,12 @@ def test_activation_patching_heads_against_the_course(impl):
 def test_activation_patching_validates(impl):
     model, data = lm(), patching_data()
     metric = metric_of(data)
-    expect_value_error(impl.activation_patching, model, data.clean, data.corrupted[:, :-1], metric,
+    activation_patching = partial(drive, impl, _activation_patching)
+    expect_value_error(activation_patching, model, data.clean, data.corrupted[:, :-1], metric,
                        what="clean and corrupted of different lengths", expected="the same shape")
-    expect_value_error(impl.activation_patching, model, data.clean, data.corrupted, metric, kind="neuron",
+    expect_value_error(activation_patching, model, data.clean, data.corrupted, metric, kind="neuron",
                        what="kind='neuron'", expected="'resid' or 'head'")
-    expect_value_error(impl.activation_patching, model, data.clean, data.clean, metric,
+    expect_value_error(activation_patching, model, data.clean, data.clean, metric,
                        what="clean patched into itself", expected="runs with different metrics")
 
 
@@ -294,8 +335,10 @@ def test_causal_trace_against_the_course_and_named_mistakes(impl):
     model = lm()
     tokens, subject, answer = fact()
     std = patching.default_noise_std(model)
-    out = call_unmutated(impl.causal_trace, model, tokens, subject, answer, std, n_samples=4, seed=5)
-    assert no_hooks_left(model), "a hook is still attached after causal_trace"
+    out = call_unmutated(partial(drive, impl, _causal_trace), model, tokens, subject, answer, std, n_samples=4,
+                         seed=5)  # impl.causal_trace(...), and the hook points left hooked
+    hooked, out = out["hooked"], out["out"]
+    assert not hooked, "a hook is still attached after causal_trace"
     assert isinstance(out, tuple) and len(out) == 3, "return (probs, clean, corrupted)"
     probs, clean, corrupted = out
     assert_shape(probs, (model.cfg.n_layers, len(tokens)), "probs")
@@ -343,7 +386,7 @@ def test_ioi_answer_heads_restore_the_answer_at_the_last_position(impl):
     from mi_course.language.patching import mean_logit_diff, patch_heads
 
     model = lm()
-    heads = impl.ioi_answer_heads(model, ioi_set(24, 3, 0))
+    heads = drive(impl, _ioi_answer_heads, model, ioi_set(24, 3, 0)._asdict())  # impl.ioi_answer_heads(model, set)
     assert isinstance(heads, (list, tuple)) and heads, f"return a list of (layer, head) pairs, got {heads!r}"
     heads = [tuple(h) for h in heads]
     assert len(heads) <= 3, f"{len(heads)} heads: name at most three"
