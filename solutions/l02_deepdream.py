@@ -40,9 +40,29 @@ def dream_step(model: torch.nn.Module, image: Float[torch.Tensor, "3 height widt
             the model has no layer ``layer`` (the message lists some names).
     """
     # BEGIN SOLUTION
-    from mi_course.vision import deepdream as canonical  # the canonical version: mi_course/vision/deepdream.py
+    # Check the arguments first, so that a bad one fails with a message rather than deep inside torch.
+    if not (isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == 3
+            and image.is_floating_point()):
+        got = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
+        raise ValueError(f"image must be a float RGB image [3, height, width], got {got}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:  # bool is an int: refuse it
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
 
-    return canonical.dream_step(model, image, layer, lr)
+    weight = next(model.parameters())  # only to learn the model's device
+    # A fresh leaf: the photo as a batch of one, [1, 3, H, W], on the model's device. The gradient is taken
+    # with respect to it (not the weights), and the caller's image never enters the graph.
+    x = image.detach()[None].to(device=weight.device, dtype=torch.float32).requires_grad_(True)
+    # layer_output scales x as this model wants it, runs the model only up to `layer` (a ValueError that
+    # lists the layers if there is no such one) and removes its hook; the graph back to x is kept.
+    acts = layer_output(model, x, layer)  # e.g. [1, channels, h, w]
+    norm = acts.pow(2).mean()  # the objective: the mean square over every channel and position
+    (grad,) = torch.autograd.grad(norm, x)  # d norm / d x, [1, 3, H, W]
+    # Divided by its mean absolute value, the gradient moves a pixel by lr on average at any layer (deep
+    # layers' gradients are orders of magnitude smaller than early ones'). 1e-8: a silent layer's zero grad.
+    grad = grad / (grad.abs().mean() + 1e-8)
+    # ASCENT (+, not -): more of what the layer already sees. Clamping keeps the pixels valid.
+    dreamed = (x.detach() + lr * grad).clamp(0, 1)
+    return dreamed[0].to(image.device)  # [3, H, W] without a graph, back where the photo was
     # STUB: raise NotImplementedError("exercise 02.dream_step: not started yet")
     # END SOLUTION
 # <<< exercise: dream_step
@@ -64,9 +84,26 @@ def octave_pyramid(image: Float[torch.Tensor, "3 height width"], n_octaves: int 
             int >= 1, ``scale`` is not a number > 1, or the smallest octave would be under 8 pixels on a side.
     """
     # BEGIN SOLUTION
-    from mi_course.vision import deepdream as canonical  # the canonical version: mi_course/vision/deepdream.py
+    if not (isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == 3
+            and image.is_floating_point()):
+        got = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
+        raise ValueError(f"image must be a float RGB image [3, height, width], got {got}")
+    if isinstance(n_octaves, bool) or not isinstance(n_octaves, int) or n_octaves < 1:
+        raise ValueError(f"n_octaves must be an int >= 1, got {n_octaves!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 1:
+        raise ValueError(f"scale must be a number > 1, got {scale!r}")
 
-    return canonical.octave_pyramid(image, n_octaves, scale)
+    height, width = image.shape[1:]
+    # Octave k is scale**k times smaller than the photo; k counts DOWN to 0, so the smallest comes first.
+    sizes = [(round(height / scale ** k), round(width / scale ** k)) for k in range(n_octaves - 1, -1, -1)]
+    if min(sizes[0]) < 8:  # so small an octave leaves the network nothing to see
+        raise ValueError(f"{n_octaves} octaves of scale {scale} shrink a {height} x {width} photo to "
+                         f"{sizes[0][0]} x {sizes[0][1]}: the smallest octave needs at least 8 pixels on a side")
+    # interpolate works on batches, [1, 3, H, W] -> [1, 3, h, w]. Antialiasing averages all the pixels that
+    # a smaller octave merges (plain bilinear would read only the 4 nearest, a sample of the photo).
+    smaller = [torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
+                                               antialias=True)[0] for size in sizes[:-1]]
+    return smaller + [image.clone()]  # k = 0 is the photo itself: a copy, so no one changes the original
     # STUB: raise NotImplementedError("exercise 02.octave_pyramid: not started yet")
     # END SOLUTION
 # <<< exercise: octave_pyramid
@@ -99,10 +136,31 @@ def deep_dream(model: torch.nn.Module, image: Float[torch.Tensor, "3 height widt
             ``dream_step`` and ``octave_pyramid`` raise), ``steps`` not an int >= 1, or ``shift`` not an int >= 0.
     """
     # BEGIN SOLUTION
-    from mi_course.vision import deepdream as canonical  # the canonical version: mi_course/vision/deepdream.py
+    # dream_step and octave_pyramid check the image, layer, lr, octaves and octave_scale; the rest is ours.
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise ValueError(f"shift must be an int >= 0, got {shift!r}")
 
-    return canonical.deep_dream(model, image, layer, steps=steps, lr=lr, octaves=octaves,
-                                octave_scale=octave_scale, shift=shift, seed=seed, progress=False, step=dream_step)
+    photos = octave_pyramid(image, octaves, octave_scale)  # smallest first, each [3, h, w]
+    # A generator of our own, seeded once per call: the same seed gives the same shifts, and the global
+    # random state is neither used nor changed.
+    rng = torch.Generator().manual_seed(seed)
+    detail = torch.zeros_like(photos[0])  # what the dream has added so far: nothing yet
+    for photo in photos:
+        # Carry the detail up to this octave's size (interpolate wants a batch: [1, 3, h, w]) and add it to
+        # this octave of the PHOTO: the photo's own fine detail comes from its larger octave, not from
+        # blowing up the smaller dream.
+        detail = torch.nn.functional.interpolate(detail[None], size=tuple(photo.shape[1:]), mode="bilinear",
+                                                 align_corners=False)[0]
+        dream = photo + detail
+        for _ in range(steps):
+            # A new random shift each step, so the network's strides meet a different pixel grid every time.
+            dy, dx = torch.randint(-shift, shift + 1, (2,), generator=rng).tolist()
+            stepped = dream_step(model, dream.roll((dy, dx), dims=(1, 2)), layer, lr)
+            dream = stepped.roll((-dy, -dx), dims=(1, 2))  # undo the shift: the photo stays in place
+        detail = dream - photo  # what this octave's steps (and the ones before) added
+    return dream.clamp(0, 1)  # the last octave's dream, the photo's size
     # STUB: raise NotImplementedError("exercise 02.deep_dream: not started yet")
     # END SOLUTION
 # <<< exercise: deep_dream
