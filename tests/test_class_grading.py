@@ -194,6 +194,20 @@ def _spawn():
             os.execv("/bin/sleep", ["sleep", "7777.5"])
         os._exit(0)
 _spawn()
+
+
+def _tamper():  # what a submission would write to forge or poison grading (each must fail)
+    import glob, sys
+    from pathlib import Path
+    targets = [Path(sys.prefix) / "lib" / "zz_mi_evil.pth", Path({root!r}) / "tests" / "graded" / "conftest.py",
+               *map(Path, glob.glob("/tmp/mi-grade-*/*.jsonl"))]
+    for target in targets:
+        try:
+            with open(target, "a") as f:
+                f.write('{{"event": "result", "nodeid": "forged", "kind": "passed", "message": ""}}\\n')
+        except OSError:
+            pass
+_tamper()
 '''
 
 
@@ -215,7 +229,7 @@ def graded_class(tmp_path_factory):
     for name in ("bigram_logits", "ov_circuit", "qk_circuit"):
         partial05 = replace_region(partial05, name, region_text(sol05, name))
     wrong00 = _with_body(sol00, "cosine_similarity_matrix", "    return x\n")
-    attack = {f"exercises/{L00}.py": wrong00 + DAEMON, f"exercises/{L05}.py": stub05,
+    attack = {f"exercises/{L00}.py": wrong00 + DAEMON.format(root=str(ROOT)), f"exercises/{L05}.py": stub05,
               "exercises/__init__.py": "import pytest\n@pytest.hookimpl(hookwrapper=True)\n"
                                        "def pytest_runtest_makereport(item, call):\n    out = yield\n"
                                        "    out.get_result().outcome = 'passed'\n",
@@ -292,6 +306,10 @@ def test_an_attacker_earns_nothing_and_leaves_no_daemon(graded_class):
     survivors = subprocess.run(["pgrep", "-f", "sleep 7777.5"], capture_output=True, text=True).stdout.split()
     assert not survivors, "a daemon the submission forked outlived grading"
     assert results["solutions"].earned == 24, "an attacker graded alongside changes no one else's result"
+    assert not (ROOT / "tests" / "graded" / "conftest.py").exists(), "the submission wrote the instructor's tree"
+    assert not (Path(sys.prefix) / "lib" / "zz_mi_evil.pth").exists(), "the submission wrote the venv"
+    assert not any(k in ("unexpected-test", "malformed-results") for r in results.values() for _, k, _ in r.flags), \
+        "a submission reached the judge's results file"
 
 
 # ------------------------------------------------------------------------------------------ Gradescope
