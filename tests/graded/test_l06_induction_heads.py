@@ -18,6 +18,7 @@ from transformer_lens import ActivationCache, HookedTransformer, HookedTransform
 
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l06_induction_heads"
 
@@ -167,11 +168,18 @@ def test_tokens_layout(impl, lite2):
         "every row should get its own random half, not one row repeated batch times"
 
 
+def _tokens_and_rng_states(impl, model, seq_len, batch, seed):
+    """Driver: the tokens, with the global random state before and after the call (where the learner's code runs)."""
+    before = torch.get_rng_state()
+    tokens = impl.repeated_random_tokens(model, seq_len, batch, seed)
+    return {"tokens": tokens, "before": before, "after": torch.get_rng_state()}
+
+
 @pytest.mark.exercise("repeated_random_tokens", points=1)
 def test_tokens_are_seeded_and_uniform(impl, lite2):
-    state = torch.get_rng_state()
-    a = impl.repeated_random_tokens(lite2, 60, 64, 3)
-    assert torch.equal(torch.get_rng_state(), state), \
+    got = drive(impl, _tokens_and_rng_states, lite2, 60, 64, 3)
+    a, state = got["tokens"], got["before"]
+    assert torch.equal(got["after"], state), \
         "the global random state changed: use torch.Generator().manual_seed(seed), not torch.manual_seed(seed)"
     assert torch.equal(a, impl.repeated_random_tokens(lite2, 60, 64, 3)), "the same seed must give the same tokens"
     assert not torch.equal(a, impl.repeated_random_tokens(lite2, 60, 64, 4)), "another seed should give other tokens"
@@ -184,6 +192,12 @@ def test_tokens_are_seeded_and_uniform(impl, lite2):
                              "vocabulary (minus the special tokens)")
 
 
+def _tokens_with_tokenizer_of(impl, model, donor, seq_len, batch):
+    """Driver: ``model`` gets ``donor``'s tokenizer (a tokenizer does not cross with a test model) first."""
+    model.tokenizer = donor.tokenizer
+    return impl.repeated_random_tokens(model, seq_len, batch)
+
+
 @pytest.mark.exercise("repeated_random_tokens", points=1)
 def test_tokens_validate_lengths(impl, lite2):
     n_ctx = lite2.cfg.n_ctx
@@ -193,7 +207,7 @@ def test_tokens_validate_lengths(impl, lite2):
     odd = tiny_model(n_layers=1, n_ctx=21)  # 2 * 10 + 1 == n_ctx: exactly the context, which fits
     odd.tokenizer = lite2.tokenizer
     try:
-        tokens = impl.repeated_random_tokens(odd, 10, 2)
+        tokens = drive(impl, _tokens_with_tokenizer_of, odd, lite2, 10, 2)
     except ValueError as err:
         pytest.fail(f"seq_len=10 fills a context of 21 exactly (2 * 10 + 1 = 21) and must be accepted: reject only "
                     f"2 * seq_len + 1 > n_ctx ({err})")
@@ -316,35 +330,37 @@ def test_prev_token_scores_on_the_lite_model(impl, lite2, card2):
 # ---------------------------------------------------------------- induction_scores
 
 
-@pytest.fixture
-def fixed_tokens(impl, monkeypatch):
-    """Replace the learner's repeated_random_tokens by the test's own tokens; record the calls."""
+TOKEN_MAKERS = {"tiny": tiny_tokens, "card": card_tokens}
+
+
+def _induction_scores_on_fixed_tokens(impl, maker, model, seq_len, batch, seed):
+    """Driver: induction_scores with the learner's repeated_random_tokens replaced by the test's own tokens
+    (``TOKEN_MAKERS[maker]``); returns the scores and the (seq_len, batch, seed) of every call to the stand-in."""
     calls = []
 
-    def install(maker):
-        def fake(model, seq_len, batch, seed=0):
-            calls.append((model, seq_len, batch, seed))
-            return maker(model, seq_len, batch, seed)
+    def fake(model, seq_len, batch, seed=0):
+        calls.append((seq_len, batch, seed))
+        return TOKEN_MAKERS[maker](model, seq_len, batch, seed)
 
-        monkeypatch.setattr(impl, "repeated_random_tokens", fake, raising=False)
-        return calls
-
-    return install
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(impl, "repeated_random_tokens", fake, raising=False)
+        out = impl.induction_scores(model, seq_len, batch, seed)
+    return {"out": out, "calls": calls}
 
 
 @pytest.mark.exercise("induction_scores", points=2)
-def test_induction_scores_match_loop(impl, fixed_tokens):
+def test_induction_scores_match_loop(impl):
     model = tiny_model(n_layers=3, n_heads=3, n_ctx=40)  # three layers: read the number from model.cfg
     n, batch, seed = 9, 4, 5
-    calls = fixed_tokens(tiny_tokens)
-    out = impl.induction_scores(model, n, batch, seed)
+    got = drive(impl, _induction_scores_on_fixed_tokens, "tiny", model, n, batch, seed)
+    out, calls = got["out"], got["calls"]
     if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] != 3:
         pytest.fail(f"A 3-layer model gave {out.shape[0]} rows: loop over range(model.cfg.n_layers), not a fixed "
                     f"number of layers.")
     out = assert_shape(out, (3, 3), "induction_scores(model, seq_len, batch) ([n_layers, n_heads])")
     assert calls, "build the tokens by calling repeated_random_tokens(model, seq_len, batch, seed)"
-    assert calls[-1][1:] == (n, batch, seed), \
-        f"call repeated_random_tokens(model, seq_len, batch, seed) with your arguments; got {calls[-1][1:]}"
+    assert tuple(calls[-1]) == (n, batch, seed), \
+        f"call repeated_random_tokens(model, seq_len, batch, seed) with your arguments; got {tuple(calls[-1])}"
     patterns = patterns_of(model, tiny_tokens(model, n, batch, seed))
     out = out.detach().float()
     second = range(n + 1, 2 * n + 1)
@@ -367,9 +383,9 @@ def test_induction_scores_match_loop(impl, fixed_tokens):
 
 
 @pytest.mark.exercise("induction_scores", points=1)
-def test_induction_scores_on_the_lite_model(impl, lite2, card2, fixed_tokens):
-    fixed_tokens(card_tokens)
-    out = assert_shape(impl.induction_scores(lite2, 50, 16, 0), (2, lite2.cfg.n_heads),
+def test_induction_scores_on_the_lite_model(impl, lite2, card2):
+    out = assert_shape(drive(impl, _induction_scores_on_fixed_tokens, "card", lite2, 50, 16, 0)["out"],
+                       (2, lite2.cfg.n_heads),
                        "induction_scores on the lite 2-layer model")
     assert_close(out.float(), torch.tensor(card2["induction_scores"]),
                  "induction_scores vs. the model card (same tokens)", atol=0.01)
@@ -388,18 +404,27 @@ def test_induction_scores_end_to_end(impl, lite2, card2):
 # ---------------------------------------------------------------- find_induction_heads
 
 
-@pytest.mark.exercise("find_induction_heads", points=2)
-def test_find_heads_thresholds_and_order(impl, monkeypatch):
-    scores = torch.tensor([[0.125, 0.75, 0.0625], [0.5, 0.25, 0.875]])  # exact in binary
+def _find_heads_on_fixed_scores(impl, scores, *args):
+    """Driver: find_induction_heads(*args) with the learner's induction_scores replaced by a stand-in that
+    returns ``scores``; returns what it found and the (seq_len, batch, seed) of every call to the stand-in."""
     calls = []
 
     def fake_scores(model, seq_len=50, batch=16, seed=0):
         calls.append((seq_len, batch, seed))
         return scores.clone()
 
-    monkeypatch.setattr(impl, "induction_scores", fake_scores, raising=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(impl, "induction_scores", fake_scores, raising=False)
+        found = impl.find_induction_heads(*args)
+    return {"found": found, "calls": calls}
+
+
+@pytest.mark.exercise("find_induction_heads", points=2)
+def test_find_heads_thresholds_and_order(impl):
+    scores = torch.tensor([[0.125, 0.75, 0.0625], [0.5, 0.25, 0.875]])  # exact in binary
     model = tiny_model()
-    found = impl.find_induction_heads(model, 0.25, 7, 3, 2)
+    got = drive(impl, _find_heads_on_fixed_scores, scores, model, 0.25, 7, 3, 2)
+    found, calls = got["found"], [tuple(c) for c in got["calls"]]
     assert calls and calls[-1] == (7, 3, 2), \
         f"get the scores with induction_scores(model, seq_len, batch, seed) and your arguments; got {calls}"
     assert isinstance(found, list), f"return a list of (layer, head) tuples, got {type(found).__name__}"
@@ -414,13 +439,14 @@ def test_find_heads_thresholds_and_order(impl, monkeypatch):
         pytest.fail(f"Sort by score, highest first: expected {expected}, got {found}.")
     assert found == expected, f"expected {expected} (scores 0.875, 0.75, 0.5 above 0.25), got {found}"
     scores = torch.tensor([[0.5, 0.75, 0.5], [0.75, 0.125, 0.5]])  # ties: equal scores keep (layer, head) order
-    found = impl.find_induction_heads(model, 0.25, 7, 3, 2)
+    found = drive(impl, _find_heads_on_fixed_scores, scores, model, 0.25, 7, 3, 2)["found"]
     expected = [(0, 1), (1, 0), (0, 0), (0, 2), (1, 2)]
     if isinstance(found, list) and sorted(found) == sorted(expected) and found != expected:
         pytest.fail(f"Equal scores should come in (layer, head) order (a stable sort by score, highest first): "
                     f"expected {expected}, got {found}.")
     assert found == expected, f"with tied scores, expected {expected}, got {found}"
-    assert impl.find_induction_heads(model, 0.99) == [], "no head above the threshold: return an empty list"
+    assert drive(impl, _find_heads_on_fixed_scores, scores, model, 0.99)["found"] == [], \
+        "no head above the threshold: return an empty list"
 
 
 @pytest.mark.exercise("find_induction_heads", points=1)
@@ -484,6 +510,31 @@ def test_mean_ablation_matches_folded_bias(impl):
             "by z[:, :, head] averaged over batch and positions of a clean run on the same tokens.")
 
 
+def _ablations_on_one_model(impl, model, tokens):
+    """Driver: several ablate_head_loss calls on one model, with what the model looks like after each (hooks
+    attached, outputs, weights). It stops early where the test is bound to fail on what it has so far."""
+    got = {"first": impl.ablate_head_loss(model, tokens, 0, 1, "zero"), "after_zero": attached_hooks(model)}
+    if got["after_zero"]:
+        return got
+    impl.ablate_head_loss(model, tokens, 1, 2, "mean")
+    got["after_mean"] = attached_hooks(model)
+    if got["after_mean"]:
+        return got
+    with torch.no_grad():
+        got["logits"] = model(tokens)
+    got["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+    got["again"] = impl.ablate_head_loss(model, tokens, 0, 1, "zero")
+    model.add_hook("blocks.0.hook_resid_pre", lambda x, hook: None)  # a hook of the caller's own
+    got["left"] = {}
+    for kind in ("zero", "mean"):
+        impl.ablate_head_loss(model, tokens, 1, 0, kind)
+        got["left"][kind] = attached_hooks(model)
+        if got["left"][kind] != ["blocks.0.hook_resid_pre"]:
+            break
+    model.reset_hooks()
+    return got
+
+
 @pytest.mark.exercise("ablate_head_loss", points=1)
 def test_ablation_leaves_no_hooks(impl):
     model = tiny_model(n_layers=2, n_heads=3)
@@ -491,64 +542,90 @@ def test_ablation_leaves_no_hooks(impl):
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         clean = model(tokens)
-    first = impl.ablate_head_loss(model, tokens, 0, 1, "zero")
-    assert not attached_hooks(model), (f"hooks still attached after the call: {attached_hooks(model)}. Use "
-                                       "model.run_with_hooks, or `with model.hooks(...)`, which remove them.")
-    impl.ablate_head_loss(model, tokens, 1, 2, "mean")
-    assert not attached_hooks(model), f"hooks still attached after a mean ablation: {attached_hooks(model)}"
-    with torch.no_grad():
-        assert torch.allclose(model(tokens), clean), "after the call the model computes something else"
-    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items()), \
+    got = drive(impl, _ablations_on_one_model, model, tokens)
+    first = got["first"]
+    assert not got["after_zero"], (f"hooks still attached after the call: {got['after_zero']}. Use "
+                                   "model.run_with_hooks, or `with model.hooks(...)`, which remove them.")
+    assert not got["after_mean"], f"hooks still attached after a mean ablation: {got['after_mean']}"
+    assert torch.allclose(got["logits"], clean), "after the call the model computes something else"
+    assert all(torch.equal(v, weights[k]) for k, v in got["weights"].items()), \
         "a weight changed: ablate with a hook on z, do not edit W_O"
-    again = impl.ablate_head_loss(model, tokens, 0, 1, "zero")
+    again = got["again"]
     assert abs(first - again) < 1e-6, "the same ablation gave another loss the second time: a hook from the " \
                                       "earlier calls is still acting"
-    model.add_hook("blocks.0.hook_resid_pre", lambda x, hook: None)  # a hook of the caller's own
     for kind in ("zero", "mean"):
-        impl.ablate_head_loss(model, tokens, 1, 0, kind)
-        left = attached_hooks(model)
+        left = got["left"][kind]
         assert left == ["blocks.0.hook_resid_pre"], (
             f"kind={kind!r}: the caller's own hook on blocks.0.hook_resid_pre should still be attached (and no other), "
             f"got {left}. Remove only your hook (model.run_with_hooks or `with model.hooks(...)`), not every hook "
             f"(model.reset_hooks()).")
-    model.reset_hooks()
+
+
+def _ablation_that_fails(impl, model, tokens, kind):
+    """Driver: one ablate_head_loss call to count its forward passes, then one whose last forward pass raises;
+    returns that RuntimeError's message (None if nothing was raised) and the hooks attached afterwards."""
+    original = model.unembed.forward
+    calls = {"n": 0, "fail_at": None}
+
+    def forward(x, _original=original, _calls=calls):
+        _calls["n"] += 1
+        if _calls["n"] == _calls["fail_at"]:
+            raise RuntimeError("forward failed on purpose (test)")
+        return _original(x)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model.unembed, "forward", forward)
+        impl.ablate_head_loss(model, tokens, 1, 0, kind)
+        calls["fail_at"], calls["n"] = 2 * calls["n"], calls["n"]  # fail in the last forward pass of a call
+        error = None
+        try:
+            impl.ablate_head_loss(model, tokens, 1, 0, kind)
+        except RuntimeError as err:
+            error = str(err)
+    return {"error": error, "left": attached_hooks(model),
+            "hook_z": len(model.blocks[1].attn.hook_z._forward_hooks)}
 
 
 @pytest.mark.exercise("ablate_head_loss", points=2)
-def test_ablation_removes_hooks_on_error(impl, monkeypatch):
+def test_ablation_removes_hooks_on_error(impl):
     for kind in ("zero", "mean"):
         model = tiny_model(n_layers=2, n_heads=3)
         tokens = tiny_tokens(model, 6, 2, 10)
-        original = model.unembed.forward
-        calls = {"n": 0, "fail_at": None}
-
-        def forward(x, _original=original, _calls=calls):
-            _calls["n"] += 1
-            if _calls["n"] == _calls["fail_at"]:
-                raise RuntimeError("forward failed on purpose (test)")
-            return _original(x)
-
-        monkeypatch.setattr(model.unembed, "forward", forward)
-        impl.ablate_head_loss(model, tokens, 1, 0, kind)
-        calls["fail_at"], calls["n"] = 2 * calls["n"], calls["n"]  # fail in the last forward pass of a call
+        got = drive(impl, _ablation_that_fails, model, tokens, kind)
         with pytest.raises(RuntimeError, match="on purpose"):
-            impl.ablate_head_loss(model, tokens, 1, 0, kind)
-        left = attached_hooks(model)
-        assert not left and not model.blocks[1].attn.hook_z._forward_hooks, (
+            if got["error"] is not None:
+                raise RuntimeError(got["error"])
+        left = got["left"]
+        assert not left and not got["hook_z"], (
             f"kind={kind!r}: the forward pass raised and hooks stayed attached: {left}. Remove hooks in a "
             "`finally:` block, or use `with model.hooks(...)` / model.run_with_hooks, which always do.")
+
+
+REJECTED_ABLATIONS = [(2, 0, "zero"), (-1, 0, "zero"), (0, 3, "zero"), (0, -1, "mean"), (0, 0, "max")]
+
+
+def _hooks_after_rejected_ablations(impl, model, tokens, cases):
+    """Driver: the hooks attached to one model after the rejected calls ``cases`` (their ValueErrors are
+    checked in the test)."""
+    for layer, head, kind in cases:
+        try:
+            impl.ablate_head_loss(model, tokens, layer, head, kind)
+        except ValueError:
+            pass
+    return attached_hooks(model)
 
 
 @pytest.mark.exercise("ablate_head_loss", points=1)
 def test_ablation_validates_inputs(impl):
     model = tiny_model(n_layers=2, n_heads=3)
     tokens = tiny_tokens(model, 5, 2, 11)
-    for layer, head, kind in [(2, 0, "zero"), (-1, 0, "zero"), (0, 3, "zero"), (0, -1, "mean"), (0, 0, "max")]:
+    for layer, head, kind in REJECTED_ABLATIONS:
         expect_value_error(impl.ablate_head_loss, model, tokens, layer, head, kind,
                            what=f"ablate_head_loss(2-layer model, tokens, {layer}, {head}, {kind!r})",
                            expected="layer in 0 .. n_layers - 1, head in 0 .. n_heads - 1 (negative indices must not "
                                     "wrap around) and kind 'zero' or 'mean': check them before anything else")
-    assert not attached_hooks(model), "a rejected call should not leave hooks attached"
+    assert not drive(impl, _hooks_after_rejected_ablations, model, tokens, REJECTED_ABLATIONS), \
+        "a rejected call should not leave hooks attached"
 
 
 # ---------------------------------------------------------------- ov_copying_score

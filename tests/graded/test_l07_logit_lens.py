@@ -8,6 +8,7 @@ that forgetting it, applying it twice or with the wrong statistics all give diff
 """
 
 import math
+from functools import lru_cache
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import torch.nn as nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l07_logit_lens"
 
@@ -51,11 +53,17 @@ def plain_model():
     return tiny_model(None, n_layers=2, seed=2)
 
 
-@pytest.fixture(scope="module")
-def text_model():
+@lru_cache(maxsize=None)
+def text_tokenizer():
+    """The tokenizer trained on TEXTS (deterministic, so the judge and a subject train the same one)."""
     from mi_course.organisms.tokenizer import train_tokenizer
 
-    tok = train_tokenizer(TEXTS)
+    return train_tokenizer(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    tok = text_tokenizer()
     return tiny_model("LN", n_layers=2, d_vocab=len(tok), seed=3, tokenizer=tok)
 
 
@@ -238,21 +246,30 @@ def test_logit_lens_without_layernorm(impl, plain_model):
                  hint="Without a final LayerNorm the model unembeds the residual directly; so does the lens.")
 
 
+def _logit_lens_trace(impl, model, tokens):
+    """Driver: the model's logits before and after a logit_lens call, the lens, and the hooks left attached."""
+    with torch.no_grad():
+        before = model(tokens)
+    got = impl.logit_lens(model, tokens)
+    left = hooks_left(model)
+    with torch.no_grad():
+        after = model(tokens)
+    return {"before": before, "got": got, "left": left, "after": after}
+
+
 @pytest.mark.exercise("logit_lens", points=1)
 def test_logit_lens_leaves_no_trace(impl, ln_model):
     """Tokens that do not start with BOS are used as given, and no hook stays attached."""
     tokens = random_tokens(ln_model, batch=1, pos=7, seed=4)
-    with torch.no_grad():
-        before = ln_model(tokens)
-    got = impl.logit_lens(ln_model, tokens)
+    trace = drive(impl, _logit_lens_trace, ln_model, tokens)
+    before, got = trace["before"], trace["got"]
     if isinstance(got, torch.Tensor) and got.dim() == 4 and got.shape[2] == 8:
         pytest.fail("The lens has one position more than tokens: do not add a BOS token; use tokens as given.")
     assert_close(got, ref_lens(ln_model, tokens), "logit_lens on tokens without BOS", atol=1e-3)
-    left = hooks_left(ln_model)
+    left = trace["left"]
     assert not left, (f"hooks are still attached after logit_lens ({left[:3]}): use run_with_cache, or remove "
                       f"your hooks (model.reset_hooks(), or the model.hooks(...) context manager)")
-    with torch.no_grad():
-        assert torch.equal(ln_model(tokens), before), "the model computes something else after logit_lens"
+    assert torch.equal(trace["after"], before), "the model computes something else after logit_lens"
 
 
 # ---------------------------------------------------------------- top_tokens_table
@@ -274,12 +291,33 @@ def planted_tokens(model, pos=10, seed=5):
     return torch.tensor(tokens)
 
 
+def _top_tokens_table(impl, model, tokens, k):
+    """Driver: top_tokens_table on ``model`` with the test's tokenizer (a tokenizer does not cross with a test
+    model), a DataFrame returned as its columns (see ``as_frame``), anything else as it is."""
+    import pandas as pd
+
+    if model.tokenizer is None:
+        model.set_tokenizer(text_tokenizer())
+    table = impl.top_tokens_table(model, tokens, k)
+    if not isinstance(table, pd.DataFrame):
+        return {"value": table}
+    return {"columns": {c if type(c) in (str, int) else str(c): [v.item() if type(v).__module__ == "numpy" else v
+                                                                 for v in table[c].tolist()] for c in table.columns}}
+
+
+def as_frame(got):
+    """The learner's table, rebuilt from what ``_top_tokens_table`` returned."""
+    import pandas as pd
+
+    return pd.DataFrame(got["columns"]) if "columns" in got else got["value"]
+
+
 @pytest.mark.exercise("top_tokens_table", points=2)
 def test_top_tokens_table_contents(impl, text_model):
     import pandas as pd
 
     tokens, k = planted_tokens(text_model), 3
-    table = call_unmutated(impl.top_tokens_table, text_model, tokens, k)
+    table = as_frame(call_unmutated(drive, impl, _top_tokens_table, text_model, tokens, k))
     assert isinstance(table, pd.DataFrame), f"top_tokens_table should return a pandas DataFrame, got {type(table).__name__}"
     missing = [c for c in COLUMNS if c not in table.columns]
     assert not missing, f"the table lacks the columns {missing} (expected {COLUMNS})"
@@ -318,7 +356,7 @@ def test_top_tokens_table_contents(impl, text_model):
 @pytest.mark.exercise("top_tokens_table", points=1)
 def test_top_tokens_table_marks_correct_guesses(impl, text_model):
     tokens = planted_tokens(text_model)
-    table = impl.top_tokens_table(text_model, tokens[None], 1)  # [1, pos] is accepted too
+    table = as_frame(drive(impl, _top_tokens_table, text_model, tokens[None], 1))  # [1, pos] is accepted too
     L, n_pos = text_model.cfg.n_layers, len(tokens)
     assert len(table) == (L + 1) * n_pos, \
         f"with k=1 the table should have (n_layers + 1) * pos = {(L + 1) * n_pos} rows (tokens used as given), got {len(table)}"
@@ -332,16 +370,18 @@ def test_top_tokens_table_marks_correct_guesses(impl, text_model):
         "the last layer's top guess is the next token at positions 1, 3, 4 and 7, but correct is False there"
     assert not correct[:, -1].any(), "at the last position there is no next token: correct must be False"
     assert torch.equal(correct, expected), "correct should be True exactly where token_id == tokens[pos + 1]"
-    expect_value_error(impl.top_tokens_table, text_model, torch.stack([tokens, tokens]), 1,
+    expect_value_error(drive, impl, _top_tokens_table, text_model, torch.stack([tokens, tokens]), 1,
                        what="top_tokens_table on a [2, pos] tensor",
                        expected="it takes one sequence, [pos] or [1, pos]")
     V = text_model.cfg.d_vocab
     for k in (0, V + 1):
-        expect_value_error(impl.top_tokens_table, text_model, tokens, k, what=f"top_tokens_table(model, tokens, k={k})",
+        expect_value_error(drive, impl, _top_tokens_table, text_model, tokens, k,
+                           what=f"top_tokens_table(model, tokens, k={k})",
                            expected=f"k must be in 1 .. d_vocab = {V}")
     short = tokens[:4]
     try:
-        everything = impl.top_tokens_table(text_model, short, V)  # every token is a guess at every position
+        # every token is a guess at every position
+        everything = as_frame(drive(impl, _top_tokens_table, text_model, short, V))
     except ValueError as err:
         pytest.fail(f"k = d_vocab = {V} is allowed (1 <= k <= d_vocab), but it raised: {err}")
     assert len(everything) == (L + 1) * len(short) * V, \
@@ -508,6 +548,41 @@ def ref_train(model, tokens, steps, lr):
     return out
 
 
+def _tuned_lens(impl, model, tokens, **kwargs):
+    """Driver: train_tuned_lens, its translators returned as data (see ``as_translators``), with the model's
+    weights and the hooks left attached after the call."""
+    translators = impl.train_tuned_lens(model, tokens, **kwargs)
+    if isinstance(translators, (nn.ModuleList, list, tuple)):
+        translators = {"items": [{"weight": t.weight.detach().cpu().clone(),
+                                  "bias": None if t.bias is None else t.bias.detach().cpu().clone()}
+                                 if isinstance(t, nn.Linear) else {"value": t} for t in translators]}
+    else:
+        translators = {"value": translators}
+    return {"translators": translators, "state": {k: v.clone() for k, v in model.state_dict().items()},
+            "left": hooks_left(model)}
+
+
+def as_translators(got):
+    """The learner's translators, rebuilt from what ``_tuned_lens`` returned: a list of nn.Linear (anything
+    that was not an nn.Linear, or not a list of them, stays as it came back)."""
+    data = got["translators"]
+    if "items" not in data:
+        return data["value"]
+    out = []
+    for item in data["items"]:
+        if "weight" not in item:
+            out.append(item["value"])
+            continue
+        weight, bias = item["weight"], item["bias"]
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if bias is not None:
+                linear.bias.copy_(bias)
+        out.append(linear)
+    return out
+
+
 def check_translators(translators, model):
     n, d = model.cfg.n_layers + 1, model.cfg.d_model
     assert isinstance(translators, (nn.ModuleList, list, tuple)), \
@@ -521,7 +596,7 @@ def check_translators(translators, model):
 @pytest.mark.exercise("train_tuned_lens", points=1)
 def test_tuned_lens_starts_at_identity(impl, ln_model):
     tokens = random_tokens(ln_model, batch=4, pos=8, seed=13)
-    translators = impl.train_tuned_lens(ln_model, tokens, steps=0)
+    translators = as_translators(drive(impl, _tuned_lens, ln_model, tokens, steps=0))
     check_translators(translators, ln_model)
     eye = torch.eye(ln_model.cfg.d_model)
     for i, t in enumerate(translators):
@@ -533,7 +608,8 @@ def test_tuned_lens_starts_at_identity(impl, ln_model):
 def test_tuned_lens_one_adam_step(impl, ln_model):
     tokens = random_tokens(ln_model, batch=4, pos=8, seed=14)
     before = {k: v.clone() for k, v in ln_model.state_dict().items()}
-    translators = impl.train_tuned_lens(ln_model, tokens, steps=1, lr=0.01)
+    got = drive(impl, _tuned_lens, ln_model, tokens, steps=1, lr=0.01)
+    translators = as_translators(got)
     check_translators(translators, ln_model)
     eye = torch.eye(ln_model.cfg.d_model)
     step = max((t.weight.detach().cpu() - eye).abs().max().item() for t in translators[:-1])
@@ -553,9 +629,9 @@ def test_tuned_lens_one_adam_step(impl, ln_model):
     last = translators[-1]
     assert torch.allclose(last.weight.detach().cpu(), eye) and torch.all(last.bias.detach().cpu() == 0), \
         "the last translator should stay the identity: the final residual needs no translation"
-    changed = [k for k, v in ln_model.state_dict().items() if not torch.equal(v, before[k])]
+    changed = [k for k, v in got["state"].items() if not torch.equal(v, before[k])]
     assert not changed, f"training changed the model's own weights ({changed[:3]}): train only the translators"
-    left = hooks_left(ln_model)
+    left = got["left"]
     assert not left, f"hooks are still attached after train_tuned_lens ({left[:3]})"
 
 
@@ -569,7 +645,7 @@ def test_tuned_lens_beats_logit_lens(impl, ln_model):
             t.weight.copy_(torch.eye(d))
             t.bias.zero_()
     logit_kl = ref_tuned_kl(ln_model, identity, tokens)
-    translators = impl.train_tuned_lens(ln_model, tokens, steps=60, lr=0.03)
+    translators = as_translators(drive(impl, _tuned_lens, ln_model, tokens, steps=60, lr=0.03))
     check_translators(translators, ln_model)
     tuned_kl = ref_tuned_kl(ln_model, [t.cpu() for t in translators], tokens)
     report = (f"mean KL(final || layer) per layer: logit lens {[round(v, 3) for v in logit_kl.tolist()]}, "
@@ -584,7 +660,7 @@ def test_tuned_lens_beats_logit_lens(impl, ln_model):
          f"KL(final || translated) with the model's final distribution as a fixed target, that every "
          f"translator but the last is given to one optimizer created before the loop, and that every step "
          f"clears the old gradients (optimizer.zero_grad()).")
-    first = impl.train_tuned_lens(ln_model, tokens, steps=5, lr=0.03)
-    again = impl.train_tuned_lens(ln_model, tokens, steps=5, lr=0.03)
+    first = as_translators(drive(impl, _tuned_lens, ln_model, tokens, steps=5, lr=0.03))
+    again = as_translators(drive(impl, _tuned_lens, ln_model, tokens, steps=5, lr=0.03))
     assert all(torch.allclose(a.weight, b.weight, atol=1e-5) for a, b in zip(first, again)), \
         "two runs on the same tokens gave different translators: training should be deterministic"

@@ -12,6 +12,7 @@ import torch
 
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l10_dashboards_and_steering"
 
@@ -200,14 +201,34 @@ def test_interval_examples_are_seeded_and_validated(impl):
 
 # ---------------------------------------------------------------- steering_hook
 
+def _steering_hook_output(impl, direction, alpha, act, **kwargs):
+    """Driver: whether steering_hook(direction, alpha, **kwargs) is callable, and its output on (act, None)
+    (an in-place change of ``act`` comes back to the caller's tensor)."""
+    hook = impl.steering_hook(direction, alpha, **kwargs)
+    if not callable(hook):
+        return {"callable": False}
+    return {"callable": True, "out": hook(act, None)}
+
+
+def _hook_output(impl, direction, alpha, act):
+    """Driver: the output of steering_hook(direction, alpha) on (act, None), or its error."""
+    return impl.steering_hook(direction, alpha)(act, None)
+
+
+def _steered_logits(impl, model, tokens, direction, alpha):
+    """Driver: the model's logits with steering_hook(direction, alpha) on blocks.1.hook_resid_pre."""
+    with model.hooks(fwd_hooks=[("blocks.1.hook_resid_pre", impl.steering_hook(direction, alpha))]):
+        return model(tokens)
+
+
 @pytest.mark.exercise("steering_hook", points=2)
 def test_steering_hook_adds_alpha_times_the_direction_from_start(impl):
     act = torch.randn(2, 6, 4, generator=gen(3))
     direction = torch.tensor([2.0, 0.0, 0.0, 0.0])  # norm 2: a hook that normalizes adds half as much
-    hook = impl.steering_hook(direction, 1.5, start=2)
-    assert callable(hook), "steering_hook returns a function hook(act, hook)"
     before = act.clone()
-    out = hook(act, None)
+    got = drive(impl, _steering_hook_output, direction, 1.5, act, start=2)
+    assert got["callable"], "steering_hook returns a function hook(act, hook)"
+    out = got["out"]
     assert torch.equal(act, before), "the hook changed its input in place: add to a copy (act.clone())"
     out = assert_shape(out, (2, 6, 4), "the hook's output")
     if torch.allclose(out[:, :2], act[:, :2] + 1.5 * direction):
@@ -224,17 +245,17 @@ def test_steering_hook_in_the_model_and_validation(impl):
     model = lm()
     tokens = model.to_tokens("The bridge")
     plain = model(tokens)
-    zero = impl.steering_hook(torch.ones(model.cfg.d_model), 0.0)
-    with model.hooks(fwd_hooks=[("blocks.1.hook_resid_pre", zero)]):
-        assert_close(model(tokens), plain, "logits with alpha=0", atol=1e-5, hint="alpha 0 changes nothing")
-    push = impl.steering_hook(torch.randn(model.cfg.d_model, generator=gen(4)), 10.0)
-    with model.hooks(fwd_hooks=[("blocks.1.hook_resid_pre", push)]):
-        assert not torch.allclose(model(tokens), plain, atol=1e-2), "alpha 10 should change the logits"
+    assert_close(drive(impl, _steered_logits, model, tokens, torch.ones(model.cfg.d_model), 0.0), plain,
+                 "logits with alpha=0", atol=1e-5, hint="alpha 0 changes nothing")
+    push = torch.randn(model.cfg.d_model, generator=gen(4))
+    assert not torch.allclose(drive(impl, _steered_logits, model, tokens, push, 10.0), plain, atol=1e-2), \
+        "alpha 10 should change the logits"
     expect_value_error(impl.steering_hook, torch.ones(2, 4), 1.0, what="steering_hook with a 2-D direction",
                        expected="a vector [d_model]")
     expect_value_error(impl.steering_hook, torch.ones(4), 1.0, start=-1, what="start=-1", expected=">= 0")
-    hook = impl.steering_hook(torch.ones(3), 1.0)
-    expect_value_error(hook, torch.zeros(1, 2, 4), None, what="a 3-dimensional direction on a [1, 2, 4] activation",
+    impl.steering_hook(torch.ones(3), 1.0)  # making the hook must work; calling it on the wrong width must not
+    expect_value_error(drive, impl, _hook_output, torch.ones(3), 1.0, torch.zeros(1, 2, 4),
+                       what="a 3-dimensional direction on a [1, 2, 4] activation",
                        expected="the direction's length is d_model")
 
 
@@ -250,6 +271,14 @@ def unembed_push(model, word, alpha):
     from mi_course.saes.steering import steering_hook
 
     return steering_hook(model.W_U[:, model.to_single_token(word)].detach(), alpha)
+
+
+def _generate_pushed(impl, model, prompt, hook_name, direction, alpha, **kwargs):
+    """Driver: generate_with_steering with the course's steering_hook(direction, alpha) on ``hook_name`` (a hook
+    is code: it is made here, next to the learner's function)."""
+    from mi_course.saes.steering import steering_hook
+
+    return impl.generate_with_steering(model, prompt, hook_name, steering_hook(direction, alpha), **kwargs)
 
 
 @pytest.mark.exercise("generate_with_steering", points=2)
@@ -276,16 +305,16 @@ def test_generate_with_steering_hooks_every_step_and_cuts_at_eos(impl):
     model = lm()
     hook_name = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     push = unembed_push(model, "bridge", 50.0)
-    got = impl.generate_with_steering(model, "The", hook_name, push, n=3, max_new_tokens=8, seed=0)
+    got = drive(impl, _generate_pushed, model, "The", hook_name, model.W_U[:, model.to_single_token("bridge")].detach(),
+                50.0, n=3, max_new_tokens=8, seed=0)
     counts = [t.split().count("bridge") for t in got]
     if all(c == 1 for c in counts):
         pytest.fail("only the first new token was steered: run every step inside model.hooks(...)")
     assert all(c >= 6 for c in counts), f"with the hook in every step nearly every token is 'bridge': {got}"
     assert got == oracle(model, "The", hook_name, push, 3, 8, 0)
     eos = model.tokenizer.eos_token_id
-    stop = __import__("mi_course.saes.steering", fromlist=["steering_hook"]).steering_hook(
-        model.W_U[:, eos].detach(), 50.0)
-    ended = impl.generate_with_steering(model, "The", hook_name, stop, n=2, max_new_tokens=5, seed=0)
+    ended = drive(impl, _generate_pushed, model, "The", hook_name, model.W_U[:, eos].detach(), 50.0, n=2,
+                  max_new_tokens=5, seed=0)
     assert ended == ["", ""], f"rows that write the end-of-text token stop there (cut before it), got {ended}"
     for name in ("n", "max_new_tokens"):
         expect_value_error(impl.generate_with_steering, model, "The", None, None, **{name: 0}, what=f"{name}=0",
