@@ -17,10 +17,11 @@ SubjectDied) is a ValueError or NotImplementedError: they can never satisfy ``ex
 Tensor arguments the learner changed in place are written back into the judge's tensors, so
 ``call_unmutated`` still sees the mutation.
 
-Not in this tier: gradients across the boundary, handles to learner objects (returned closures, modules),
-side effects on models (hooks, trained weights), judge callbacks run by learner code. Returned values with
-no codec come back as ``codec.Opaque``. ``monkeypatch.setattr(impl, name, value)`` only stores the value
-on the proxy (the judge side): the subject's module keeps the learner's own ``name``.
+Everything else (gradients, handles to learner objects, side effects on models, spies and monkeypatches,
+test-local models) is a graded test's *driver*: a module-level function of the test file that :func:`drive`
+runs next to the learner's code, in the subject, and whose returned data the test checks here. Returned
+values with no codec come back as ``codec.Opaque``. ``monkeypatch.setattr(impl, name, value)`` only stores
+the value on the proxy (the judge side): patch the lesson module inside a driver instead.
 
 Sandbox caveat: here the subject runs with ``drop_privileges=False`` (the grader's uid with no
 capabilities, in new user, network, pid, IPC and mount namespaces, every mount read-only except the
