@@ -32,7 +32,7 @@ from pathlib import Path
 from mi_course.grading.exercise_files import ExerciseId, lesson_modules, region_text, regions
 from mi_course.grading.flags import Flag, flagged_exercises, scan
 from mi_course.grading.report import ExerciseResult, read_jsonl, summarize, write_json, write_junit
-from mi_course.grading.runner import HIDDEN_TESTS, _run_pytest, grade_records, graded_test_files
+from mi_course.grading.runner import HIDDEN_TESTS, run_pytest, grade_records, graded_test_files
 from mi_course.grading.stubs import is_untouched_stub
 from mi_course.grading.submissions import Submission, SubmissionError, read_submission
 from mi_course.paths import repo_root
@@ -86,7 +86,7 @@ def expected_tests(lessons: list[str] | None = None) -> Expected:
     with tempfile.TemporaryDirectory(prefix="mi-expected-") as tmp:
         for lesson, test_files in files.items():
             jsonl = Path(tmp) / f"{lesson}.jsonl"
-            rc, output = _run_pytest(["--collect-only", *map(str, test_files)], jsonl, 300, None,
+            rc, output = run_pytest(["--collect-only", *map(str, test_files)], jsonl, 300, None,
                                      str(repo_root() / "exercises"), judge=True)
             collected, _ = read_jsonl(jsonl)
             if not collected:

@@ -49,7 +49,7 @@ def graded_test_files(lessons: list[str] | None = None) -> dict[str, list[Path]]
     return files
 
 
-def _run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
+def run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: float | None,
                 impl: str, judge: bool = False, extra_env: dict[str, str] | None = None) -> tuple[int | str, str]:
     """(exit code or 'timeout' when it ran past ``wall_limit`` seconds, its output) of one pytest process."""
     cmd = [sys.executable, "-m", "pytest", *args, "--impl", impl, "--grade-jsonl", str(jsonl),
@@ -95,7 +95,7 @@ def grade_records(impl: str, lesson: str, test_files: list[Path], exercise_ids: 
         for attempt in itertools.count():
             jsonl = Path(tmp) / f"{lesson}-{attempt}.jsonl"  # one file per process: a rerun is not a duplicate
             args = [str(f) for f in test_files] + [a for e in pending for a in ("--exercise", e)]
-            rc, output = _run_pytest(args, jsonl, wall_limit, test_timeout, impl, judge, extra_env)
+            rc, output = run_pytest(args, jsonl, wall_limit, test_timeout, impl, judge, extra_env)
             new_collected, new_results = read_jsonl(jsonl, anomalies)
             collected.update(new_collected)
             for nodeid, result in new_results.items():  # the first failure wins over a pass
