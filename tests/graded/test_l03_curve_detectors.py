@@ -18,6 +18,7 @@ import torch
 
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 from mi_course.vision import stimuli, tuning
 
 LESSON = "l03_curve_detectors"
@@ -39,6 +40,24 @@ def canonical_tuning(model, layer, channel=None, orientations=tuning.ORIENTATION
                      size=64, polarities=("dark", "light")):
     curves = tuning.tuning_curves(model, layer, orientations, radii, width, size, polarities)
     return curves if channel is None else curves[channel]
+
+
+# Drivers (``drive``): they run next to the learner's module (in the grading subject under --judge), swap in the
+# course's functions there and return data only; the tests' asserts check what they return.
+
+def _with_course_stimuli(impl, exercise, *args, **kwargs):
+    """``impl.<exercise>(*args, **kwargs)`` with the learner's stimuli replaced by the course's."""
+    with pytest.MonkeyPatch.context() as mp:
+        canonical_stimuli(mp, impl)
+        return getattr(impl, exercise)(*args, **kwargs)
+
+
+def _with_course_tuning(impl, exercise, *args, **kwargs):
+    """``impl.<exercise>(*args, **kwargs)`` with the course's stimuli and tuning curves (``canonical_tuning``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        canonical_stimuli(mp, impl)
+        mp.setattr(impl, "radial_tuning_curve", canonical_tuning)
+        return getattr(impl, exercise)(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- curve_stimulus
@@ -171,10 +190,9 @@ SOME = dict(orientations=tuple(range(0, 360, 20)), radii=(6.0, 12.0))
 
 
 @pytest.mark.exercise("radial_tuning_curve", points=2)
-def test_radial_tuning_curve_matches_the_course_measurement(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
+def test_radial_tuning_curve_matches_the_course_measurement(impl):
     model = lite()
-    every = impl.radial_tuning_curve(model, "conv4", None, **SOME)
+    every = drive(impl, _with_course_stimuli, "radial_tuning_curve", model, "conv4", None, **SOME)
     expected = canonical_tuning(model, "conv4", None, **SOME)
     assert_shape(every, tuple(expected.shape), "radial_tuning_curve(model, 'conv4', None): one row per channel")
     if not torch.allclose(every, expected, atol=1e-4):
@@ -191,7 +209,7 @@ def test_radial_tuning_curve_matches_the_course_measurement(impl, monkeypatch):
                      hint="curves[c, k]: channel c's largest response (max over positions, radii, polarities) to "
                           "curves of orientation orientations[k]")
     for channel in (0, 5, 77):
-        one = call_unmutated(impl.radial_tuning_curve, model, "conv4", channel, **SOME)
+        one = call_unmutated(drive, impl, _with_course_stimuli, "radial_tuning_curve", model, "conv4", channel, **SOME)
         assert_close(one, expected[channel], f"radial_tuning_curve(model, 'conv4', {channel})", atol=1e-4,
                      hint="one channel's curve is row `channel` of every channel's curves")
 
@@ -217,18 +235,22 @@ class OrientedDetector(torch.nn.Module):
         return self.relu(self.conv(x))
 
 
+def _detector_curve(impl, orientation, *args, **kwargs):
+    """radial_tuning_curve(OrientedDetector(orientation), *args, **kwargs) with the course's stimuli."""
+    return _with_course_stimuli(impl, "radial_tuning_curve", OrientedDetector(orientation), *args, **kwargs)
+
+
 @pytest.mark.exercise("radial_tuning_curve", points=1)
-def test_a_hand_made_detector_peaks_at_its_orientation(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
+def test_a_hand_made_detector_peaks_at_its_orientation(impl):
     for orientation in (45, 200):
-        curve = impl.radial_tuning_curve(OrientedDetector(orientation), "relu", 0, radii=(8.0,), size=40)
+        curve = drive(impl, _detector_curve, orientation, "relu", 0, radii=(8.0,), size=40)
         assert_shape(curve, (72,), "the tuning curve over the 72 default orientations")
         preferred = tuning.ORIENTATIONS[int(curve.argmax())]
         off = min(abs(preferred - orientation), 360 - abs(preferred - orientation))
         assert off <= 10, f"a detector built for arcs bulging towards {orientation} peaks at {preferred} degrees"
-    expect_value_error(impl.radial_tuning_curve, OrientedDetector(0), "relu", 1, radii=(8.0,), size=40,
+    expect_value_error(drive, impl, _detector_curve, 0, "relu", 1, radii=(8.0,), size=40,
                        what="channel 1 of a one-channel layer", expected="an int in 0..0")
-    expect_value_error(impl.radial_tuning_curve, OrientedDetector(0), "relu", -1, radii=(8.0,), size=40,
+    expect_value_error(drive, impl, _detector_curve, 0, "relu", -1, radii=(8.0,), size=40,
                        what="channel -1", expected="an int in 0..0")
 
 
@@ -248,13 +270,11 @@ def _check_found(got, report, what):
 
 
 @pytest.mark.exercise("find_curve_detectors", points=2)
-def test_find_curve_detectors_applies_the_three_criteria(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
-    monkeypatch.setattr(impl, "radial_tuning_curve", canonical_tuning)
+def test_find_curve_detectors_applies_the_three_criteria(impl):
     model = lite()
     for layer, thresholds in [("conv4", {}), ("conv3", {}),
                               ("conv4", dict(min_peak_to_mean=3.0, max_half_width_deg=45.0, min_line_ratio=2.0))]:
-        got = impl.find_curve_detectors(model, layer, **thresholds)
+        got = drive(impl, _with_course_tuning, "find_curve_detectors", model, layer, **thresholds)
         report = _report(model, layer, **thresholds)
         what = f"find_curve_detectors(model, {layer!r}, **{thresholds})"
         if _check_found(got, report, what):
@@ -299,12 +319,14 @@ class WithDeadChannels(torch.nn.Module):
         return self.probe(torch.cat([out, torch.zeros_like(out[:, :1]), torch.ones_like(out[:, :1])], dim=1))
 
 
+def _dead_channels_found(impl, model, *args, **kwargs):
+    """find_curve_detectors(WithDeadChannels(model), *args, **kwargs) with the course's stimuli and tuning."""
+    return _with_course_tuning(impl, "find_curve_detectors", WithDeadChannels(model), *args, **kwargs)
+
+
 @pytest.mark.exercise("find_curve_detectors", points=1)
-def test_find_curve_detectors_skips_silent_and_flat_channels(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
-    monkeypatch.setattr(impl, "radial_tuning_curve", canonical_tuning)
-    model = WithDeadChannels(lite())
-    got = impl.find_curve_detectors(model, "probe")
+def test_find_curve_detectors_skips_silent_and_flat_channels(impl):
+    got = drive(impl, _dead_channels_found, lite(), "probe")
     assert isinstance(got, dict), "return a dict {channel: preferred orientation}"
     assert 128 not in got, ("channel 128 never responds (peak 0): 0 >= 2.5 x 0 holds, but a silent channel "
                             "is no curve detector; skip channels whose peak is 0")
@@ -313,7 +335,7 @@ def test_find_curve_detectors_skips_silent_and_flat_channels(impl, monkeypatch):
         "the other channels are conv4's: the same detectors as before"
     assert list(got) == sorted(got), "list the detectors in channel order"
     # with no limit on the half-width, only the check for a silent channel keeps channel 128 out
-    loose = impl.find_curve_detectors(model, "probe", max_half_width_deg=180.0)
+    loose = drive(impl, _dead_channels_found, lite(), "probe", max_half_width_deg=180.0)
     assert 128 not in loose, ("with max_half_width_deg=180 the silent channel 128 passes every inequality (0 >= "
                               "2.5 x 0): skip channels whose peak is 0")
     assert sorted(loose) == _report(lite(), "conv4", max_half_width_deg=180.0)["curve_detectors"], \
@@ -448,13 +470,18 @@ def dotted(size, spots):
     return images
 
 
+def _dark_blocks_examples(impl, *args, **kwargs):
+    """dataset_examples(DarkBlocks(), *args, **kwargs)."""
+    return impl.dataset_examples(DarkBlocks(), *args, **kwargs)
+
+
 @pytest.mark.exercise("dataset_examples", points=1)
 def test_dataset_examples_on_a_hand_made_layer(impl):
-    model, rf = DarkBlocks(), (24, 8, -8)
+    rf = (24, 8, -8)
     # 48 rows x 80 columns: a 6 x 10 map; the dots sit in blocks (1, 7), (4, 2) and (0, 0)
     images = dotted((48, 80), [(10, 60), (35, 20), (2, 3)])
     images[1, :, 36:38, 20:22] = 0.0  # image 1's block is darker than the others: it comes first
-    values, indices, positions, crops = _examples(impl.dataset_examples(model, images, "blocks", 0, 3, rf), 3, 24)
+    values, indices, positions, crops = _examples(drive(impl, _dark_blocks_examples, images, "blocks", 0, 3, rf), 3, 24)
     assert indices.tolist()[0] == 1, f"image 1 excites the channel most, got order {indices.tolist()}"
     where = dict(zip(indices.tolist(), positions.tolist()))
     if where.get(0) == [7, 1]:
@@ -476,34 +503,32 @@ def test_dataset_examples_on_a_hand_made_layer(impl):
     crop = crops[indices.tolist().index(0)]
     assert torch.allclose(crop, images[0, :, 0:24, 48:72]), \
         "unit (row 1, column 7) sees rows 0 .. 23 and columns 48 .. 71 (offset -8 + stride 8 x position)"
-    _, _, _, filled = impl.dataset_examples(model, images[2:], "blocks", 0, 1, rf, fill=0.0)
+    _, _, _, filled = drive(impl, _dark_blocks_examples, images[2:], "blocks", 0, 1, rf, fill=0.0)
     assert torch.allclose(filled[0, :, :8], torch.zeros(3, 8, 24)), "fill=0.0 fills the outside with 0"
     # ties: the same image three times, and the earlier copy first
     same = dotted((48, 80), [(40, 40), (10, 10), (40, 40), (10, 10), (40, 40)])
-    _, indices, _, _ = impl.dataset_examples(model, same, "blocks", 0, 5, rf)
+    _, indices, _, _ = drive(impl, _dark_blocks_examples, same, "blocks", 0, 5, rf)
     assert indices.tolist() == [0, 1, 2, 3, 4], (
         f"every image excites the channel equally: ties go to the earlier image, so the order is 0, 1, 2, 3, 4; "
         f"got {indices.tolist()} (sort with stable=True)")
     for k in (0, 4):
-        expect_value_error(impl.dataset_examples, model, images, "blocks", 0, k, rf, what=f"k={k} of 3 images",
+        expect_value_error(drive, impl, _dark_blocks_examples, images, "blocks", 0, k, rf, what=f"k={k} of 3 images",
                            expected="an int in 1..3")
-    expect_value_error(impl.dataset_examples, model, images, "blocks", 3, 2, rf, what="channel 3 of 3",
+    expect_value_error(drive, impl, _dark_blocks_examples, images, "blocks", 3, 2, rf, what="channel 3 of 3",
                        expected="an int in 0..2")
 
 
 # ---------------------------------------------------------------- curvature_tuning
 
 @pytest.mark.exercise("curvature_tuning", points=2)
-def test_curvature_tuning_matches_the_course_measurement(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
-    monkeypatch.setattr(impl, "radial_tuning_curve", canonical_tuning)
+def test_curvature_tuning_matches_the_course_measurement(impl):
     for channel in (0, 5, 105):
         check_curvature(impl, channel)
 
 
 def check_curvature(impl, channel):
     model = lite()
-    got = impl.curvature_tuning(model, "conv4", channel)
+    got = drive(impl, _with_course_tuning, "curvature_tuning", model, "conv4", channel)
     expected = tuning.curvature_tuning(model, "conv4", channel)
     assert_shape(got, (len(tuning.CURVATURES),), "curvature_tuning over the default curvatures")
     if torch.allclose(got, expected, atol=1e-4):
@@ -523,27 +548,26 @@ def check_curvature(impl, channel):
     assert_close(got, expected, f"curvature_tuning(model, 'conv4', {channel})", atol=1e-4,
                  hint="for curvature k > 0: radius 1 / k and span degrees(length * k), so every arc is `length` px "
                       "long; max over positions and polarities")
-    got = impl.curvature_tuning(model, "conv4", channel, curvatures=(0.0, 0.1), orientation_deg=200.0, length=20.0)
+    got = drive(impl, _with_course_tuning, "curvature_tuning", model, "conv4", channel, curvatures=(0.0, 0.1),
+                orientation_deg=200.0, length=20.0)
     assert_close(got, tuning.curvature_tuning(model, "conv4", channel, (0.0, 0.1), 200.0, 20.0),
                  "curvature_tuning with orientation 200 and length 20", atol=1e-4)
 
 
 @pytest.mark.exercise("curvature_tuning", points=1)
-def test_curvature_tuning_checks_its_curvatures(impl, monkeypatch):
-    canonical_stimuli(monkeypatch, impl)
-    monkeypatch.setattr(impl, "radial_tuning_curve", canonical_tuning)
+def test_curvature_tuning_checks_its_curvatures(impl):
     model = lite()
-    got = impl.curvature_tuning(model, "conv4", 2, curvatures=(0.05, 0.1), orientation_deg=90.0, length=16.0,
-                                polarities=("dark",))
+    got = drive(impl, _with_course_tuning, "curvature_tuning", model, "conv4", 2, curvatures=(0.05, 0.1),
+                orientation_deg=90.0, length=16.0, polarities=("dark",))
     assert_close(got, tuning.curvature_tuning(model, "conv4", 2, (0.05, 0.1), 90.0, 16.0, polarities=("dark",)),
                  "curvature_tuning with dark curves only", atol=1e-4)
-    expect_value_error(impl.curvature_tuning, model, "conv4", 2, curvatures=(-0.1,), orientation_deg=90.0,
-                       what="a negative curvature", expected="curvatures >= 0")
-    expect_value_error(impl.curvature_tuning, model, "conv4", 2, curvatures=(0.5,), orientation_deg=90.0,
-                       length=16.0, what="curvature 0.5 over 16 px (an arc of 458 degrees)",
+    expect_value_error(drive, impl, _with_course_tuning, "curvature_tuning", model, "conv4", 2, curvatures=(-0.1,),
+                       orientation_deg=90.0, what="a negative curvature", expected="curvatures >= 0")
+    expect_value_error(drive, impl, _with_course_tuning, "curvature_tuning", model, "conv4", 2, curvatures=(0.5,),
+                       orientation_deg=90.0, length=16.0, what="curvature 0.5 over 16 px (an arc of 458 degrees)",
                        expected="at most 2 pi / length")
-    expect_value_error(impl.curvature_tuning, model, "conv4", 200, orientation_deg=90.0, what="channel 200 of 128",
-                       expected="an int in 0..127")
+    expect_value_error(drive, impl, _with_course_tuning, "curvature_tuning", model, "conv4", 200,
+                       orientation_deg=90.0, what="channel 200 of 128", expected="an int in 0..127")
 
 
 # ---------------------------------------------------------------- robust_curve_detectors (investigation)
@@ -622,17 +646,16 @@ def drawn_shares() -> dict:
 
 @pytest.mark.exercise("robust_curve_detectors", points=4)
 @pytest.mark.timeout(240)
-def test_robust_curve_detectors_survive_another_renderer(impl, monkeypatch):
+def test_robust_curve_detectors_survive_another_renderer(impl):
     """Graded by what the channels do in the model: measured on arcs and lines drawn by PIL in 64 held-out
     cases the learner does not see, on two models (the answer must come from measuring)."""
-    canonical_stimuli(monkeypatch, impl)
     for role in ("vision", "vision-b"):
         check_robust(impl, role)
 
 
 def check_robust(impl, role):
     model = lite(role)
-    got = impl.robust_curve_detectors(model, "conv4")
+    got = drive(impl, _with_course_stimuli, "robust_curve_detectors", model, "conv4")
     assert isinstance(got, (list, tuple)), f"return a list of channel ints, got {type(got).__name__}"
     assert all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 128 for c in got), \
         f"channels are ints in 0..127, got {got}"

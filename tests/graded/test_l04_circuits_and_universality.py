@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
+from mi_course.grading.judge import drive
 
 LESSON = "l04_circuits_and_universality"
 
@@ -221,6 +222,11 @@ class RotatedCopies(torch.nn.Module):
         return self.conv(x)
 
 
+def _on_rotated_copies(impl, *args, **kwargs):
+    """Driver (runs next to the learner's module): equivariance_map(RotatedCopies(), *args, **kwargs)."""
+    return impl.equivariance_map(RotatedCopies(), *args, **kwargs)
+
+
 def arcs(step=15, radius=10.0):
     from mi_course.vision.circuits import disc_mask
     from mi_course.vision.stimuli import curve_stimulus
@@ -230,8 +236,8 @@ def arcs(step=15, radius=10.0):
 
 @pytest.mark.exercise("equivariance_map", points=2)
 def test_equivariance_map_finds_exact_rotated_copies(impl):
-    model, images = RotatedCopies(), arcs()
-    got = call_unmutated(impl.equivariance_map, model, "conv", [0, 1, 2, 3], [0.0, 90.0, 180.0, 270.0], images)
+    images = arcs()
+    got = call_unmutated(drive, impl, _on_rotated_copies, "conv", [0, 1, 2, 3], [0.0, 90.0, 180.0, 270.0], images)
     assert_shape(got, (4, 4), "equivariance_map of 4 channels")
     diag = got.diagonal()
     assert torch.allclose(diag, torch.ones(4), atol=1e-4), \
@@ -246,7 +252,7 @@ def test_equivariance_map_finds_exact_rotated_copies(impl):
     assert got.min() > 0.99, (f"these channels are exact rotated copies: every entry should be 1, got\n{got}\n"
                               "rotate the images by preferred[j] - preferred[i] and correlate channel i's responses "
                               "to the originals with channel j's to the rotated ones")
-    same = impl.equivariance_map(model, "conv", [0, 1], [0.0, 0.0], images)
+    same = drive(impl, _on_rotated_copies, "conv", [0, 1], [0.0, 0.0], images)
     assert same[0, 1] < 0, (f"told that both channels prefer 0 degrees, nothing is rotated and channels 0 and 1 "
                             f"disagree: M[0, 1] should be negative here, got {same[0, 1]:.2f}")
 
@@ -284,11 +290,11 @@ def test_equivariance_map_on_the_shipped_model_against_the_course(impl):
 
 @pytest.mark.exercise("equivariance_map", points=1)
 def test_equivariance_map_checks_its_arguments(impl):
-    model, images = RotatedCopies(), arcs(step=60)
-    expect_value_error(impl.equivariance_map, model, "conv", [0, 1], [0.0], images,
+    images = arcs(step=60)
+    expect_value_error(drive, impl, _on_rotated_copies, "conv", [0, 1], [0.0], images,
                        what="two channels and one orientation", expected="one preferred orientation per channel")
-    expect_value_error(impl.equivariance_map, model, "conv", [], [], images, what="no channels")
-    expect_value_error(impl.equivariance_map, model, "conv", [0, 4], [0.0, 90.0], images,
+    expect_value_error(drive, impl, _on_rotated_copies, "conv", [], [], images, what="no channels")
+    expect_value_error(drive, impl, _on_rotated_copies, "conv", [0, 4], [0.0, 90.0], images,
                        what="channel 4 of a 4-channel layer", expected="channels in the layer")
 
 
@@ -498,10 +504,17 @@ class KnownCurves(torch.nn.Module):
         return self.conv(x)
 
 
+def _on_known_curves(impl, entries, *args, **kwargs):
+    """Driver (runs next to the learner's module): compare_tuning_across_models on entries (name, orientations,
+    layer), each model built as KnownCurves(orientations)."""
+    models = [(name, KnownCurves(orientations), layer) for name, orientations, layer in entries]
+    return impl.compare_tuning_across_models(models, *args, **kwargs)
+
+
 @pytest.mark.exercise("compare_tuning_across_models", points=2)
 def test_compare_tuning_across_models_with_known_orientations(impl):
-    a, b = KnownCurves([0, 40, 90, 180, 270, 350]), KnownCurves([20, 200])
-    got = call_unmutated(impl.compare_tuning_across_models, [("A", a, "conv"), ("B", b, "conv")], thresholds=LOOSE)
+    a, b = [0, 40, 90, 180, 270, 350], [20, 200]  # KnownCurves(a), KnownCurves(b), built by the driver
+    got = call_unmutated(drive, impl, _on_known_curves, [("A", a, "conv"), ("B", b, "conv")], thresholds=LOOSE)
     assert isinstance(got, dict) and set(got) >= {"models", "matching"}, "return {'models': ..., 'matching': ...}"
     A, B = got["models"]["A"], got["models"]["B"]
     if 6 in A["curve_detectors"]:
@@ -533,7 +546,7 @@ def test_compare_tuning_across_models_with_known_orientations(impl):
         f"matching['A']['B'] = mean over A's detectors of the distance to B's nearest = 38.33, got {ab}"
     assert abs(ba - 20.0) < 1e-4, f"matching['B']['A'] = (20 + 20) / 2 = 20, got {ba}"
     assert "A" not in m["A"], "matching compares different models only"
-    none = impl.compare_tuning_across_models([("A", a, "conv"), ("flat", KnownCurves([]), "conv")], thresholds=LOOSE)
+    none = drive(impl, _on_known_curves, [("A", a, "conv"), ("flat", [], "conv")], thresholds=LOOSE)
     assert none["matching"]["A"]["flat"] is None and none["matching"]["flat"]["A"] is None, \
         "with no detectors in one model there is nothing to match: None"
 
