@@ -108,7 +108,7 @@ def test_the_reference_solutions_raise_no_flags(lesson):
     assert found == []
 
 
-DELEGATING_SOLUTIONS = {"06", "07"}  # issue 24: rewrite them with their own implementation
+DELEGATING_SOLUTIONS = {"07"}  # issue 24: rewrite them with their own implementation
 
 
 def test_every_canonical_name_resolves():
@@ -315,6 +315,18 @@ def test_an_attacker_earns_nothing_and_leaves_no_daemon(graded_class):
 # ------------------------------------------------------------------------------------------ Gradescope
 
 
+HIDDEN_TEST = '''import pytest
+import torch
+
+LESSON = "l00_start_here"
+
+
+@pytest.mark.exercise("cosine_similarity_matrix", points=2)
+def test_orthonormal_rows_give_the_identity(impl):
+    assert torch.allclose(impl.cosine_similarity_matrix(3 * torch.eye(4)), torch.eye(4), atol=1e-6)
+'''
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_the_gradescope_autograder_grades_a_fake_autograder_tree(tmp_path):
@@ -332,6 +344,7 @@ def test_the_gradescope_autograder_grades_a_fake_autograder_tree(tmp_path):
     with zipfile.ZipFile(zipped) as z:
         z.extractall(tree / "source")
     (tree / "source" / ".venv").symlink_to(Path(sys.prefix))
+    _repo(tree / "source", {"tests/hidden/test_l00_more.py": HIDDEN_TEST})  # an instructor's hidden test
     _repo(tree / "submission", {f"exercises/{L00}.py": _solution(L00)})
     script = tree / "source" / "run_autograder"
     script.chmod(0o755)
@@ -340,5 +353,7 @@ def test_the_gradescope_autograder_grades_a_fake_autograder_tree(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((tree / "results" / "results.json").read_text())
     by_name = {t["name"]: t for t in results["tests"]}
-    assert by_name["00.cosine_similarity_matrix"]["score"] == 4 and results["score"] == 4
+    assert by_name["00.cosine_similarity_matrix"]["score"] == 4 and results["score"] == 6
+    hidden = by_name["00.cosine_similarity_matrix (hidden tests)"]
+    assert hidden["score"] == hidden["max_score"] == 2 and hidden["visibility"] == "after_published"
     assert by_name["05.ov_circuit"]["score"] == 0 and "no exercises/" in by_name["05.ov_circuit"]["output"]
