@@ -152,6 +152,46 @@ def cmd_grade_class(args) -> int:
     return 0
 
 
+def cmd_verify_full(args) -> int:
+    import tempfile
+
+    import torch
+
+    from mi_course.claims import RECORD_PATH, VERIFY_ENV, merge_records
+    from mi_course.config import DRY_RUN_ENV
+    from mi_course.lessons import executed_dir, notebook_paths, run_notebook
+
+    if os.environ.get(DRY_RUN_ENV):
+        print("mi-course verify-full measures the real weights: unset MI_COURSE_DRY_RUN", file=sys.stderr)
+        return 2
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    lines, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="mi-verify-") as tmp:
+        for path in notebook_paths(args.notebooks):
+            record = Path(tmp) / f"{path.stem}.jsonl"
+            os.environ[VERIFY_ENV] = str(record)  # the notebook's kernel inherits it: claims are recorded
+            try:
+                print(f"running {path.name} in full mode on the real weights ...", flush=True)
+                result = run_notebook(path, executed_dir().with_name("notebooks-full"), cell_timeout=args.cell_timeout,
+                                      impl="solutions", mode="full")
+            finally:
+                os.environ.pop(VERIFY_ENV, None)
+            if result.status != "ok":
+                failed.append(f"{path.name}: {result.status}: {result.error}")
+            if record.exists():
+                lines += [dict(json.loads(l), notebook=path.stem) for l in record.read_text().splitlines() if l]
+    data = merge_records(lines, device=device)
+    held = sum(1 for l in lines if l["held"])
+    print(f"\n{len(lines)} full-mode claims evaluated, {held} held; recorded in {RECORD_PATH} "
+          f"({len(data['claims'])} in all). Commit that file: full mode then checks each recorded claim.")
+    for l in lines:
+        if not l["held"]:
+            print(f"  does NOT hold ({l['notebook']}): {l['statement']} (seen: {l.get('seen') or '?'})")
+    for f in failed:
+        print(f"  notebook did not finish: {f}")
+    return 1 if failed else 0
+
+
 def cmd_gradescope(args) -> int:
     from mi_course.grading.gradescope import write_autograder
 
@@ -234,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--student-seconds", type=float, default=3600.0,
                    help="wall budget of one student's grading, all lessons (default 3600)")
     p.set_defaults(fn=cmd_grade_class)
+
+    p = sub.add_parser("verify-full", help="(instructors, GPU and network) run every notebook in full mode on the "
+                                           "real weights and record which full-mode claims hold")
+    p.add_argument("notebooks", nargs="*", help="names, numbers or paths (default: all)")
+    p.add_argument("--cell-timeout", type=int, default=1200, help="seconds one cell may take")
+    p.set_defaults(fn=cmd_verify_full)
 
     p = sub.add_parser("gradescope", help="(instructors) write a Gradescope autograder zip that grades with "
                                           "grade-class (the hidden tests in, no solutions)")
