@@ -30,9 +30,26 @@ def repeated_random_tokens(
             context ``model.cfg.n_ctx``.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
-    # the canonical version: mi_course.language.induction.repeated_random_tokens
-    return induction.repeated_random_tokens(model, seq_len, batch, seed)
+    if seq_len <= 0 or batch <= 0:
+        raise ValueError(f"seq_len and batch must both be at least 1, got seq_len={seq_len}, batch={batch}")
+    length = 2 * seq_len + 1  # bos, then the random half twice
+    if length > model.cfg.n_ctx:  # exactly n_ctx still fits
+        raise ValueError(f"a sequence of 2 * {seq_len} + 1 = {length} tokens does not fit the context of "
+                         f"{model.cfg.n_ctx}")
+    tokenizer = getattr(model, "tokenizer", None)
+    # Without a tokenizer (a toy model) token 0 plays bos and is the only special id.
+    bos_id = 0 if tokenizer is None or tokenizer.bos_token_id is None else tokenizer.bos_token_id
+    specials = {0} if tokenizer is None else set(tokenizer.all_special_ids)
+    # The ids we may draw, in increasing order: [n_allowed].
+    candidates = torch.tensor([t for t in range(model.cfg.d_vocab) if t not in specials])
+    # Our own seeded generator: reproducible, and torch's global random state is not touched.
+    rng = torch.Generator().manual_seed(seed)
+    # Draw positions into `candidates`, not ids, so that every allowed id is equally likely.
+    picks = torch.randint(len(candidates), (batch, seq_len), generator=rng)  # [batch, seq_len]
+    first_copy = candidates[picks]  # [batch, seq_len] of token ids
+    start = torch.full((batch, 1), bos_id)  # [batch, 1]
+    # [batch, 1 + seq_len + seq_len]: the second copy is the same tensor, so it repeats the first exactly.
+    return torch.cat([start, first_copy, first_copy], dim=1).to(model.cfg.device)
     # END SOLUTION
 # <<< exercise: repeated_random_tokens
 
@@ -46,9 +63,16 @@ def per_token_loss(model: HookedTransformer, tokens: Int[torch.Tensor, "batch po
     gradients are needed (run the model under ``torch.no_grad()``); ``tokens`` is not changed.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
-    # the canonical version: mi_course.language.induction.per_token_loss
-    return induction.per_token_loss(model, tokens)
+    with torch.no_grad():
+        logits = model(tokens)  # [batch, pos, d_vocab]
+    # The logits at position i guess token i + 1: drop the last position (its next token is unknown)
+    # and the first token (nothing before it guesses it), so that both sides have pos - 1 entries.
+    guesses = logits[:, :-1].log_softmax(dim=-1)  # [batch, pos - 1, d_vocab], log-probabilities
+    answers = tokens[:, 1:]                       # [batch, pos - 1], the tokens that came next
+    # Pick each position's log-probability of its true next token: gather wants an index of the same
+    # rank, [batch, pos - 1, 1], and hands back that shape; squeeze the last axis away.
+    picked = guesses.gather(dim=-1, index=answers.unsqueeze(-1)).squeeze(-1)
+    return -picked  # cross-entropy = -log p(true next token), [batch, pos - 1]
     # END SOLUTION
 # <<< exercise: per_token_loss
 
@@ -136,9 +160,35 @@ def ablate_head_loss(
             ``kind`` is not ``"zero"`` or ``"mean"``.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
-    # the canonical version: mi_course.language.induction.ablate_head_loss (hook: head_ablation_hook)
-    return induction.ablate_head_loss(model, tokens, layer, head, kind)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    # Check ourselves: a negative index would quietly pick a head from the end.
+    if not (isinstance(layer, int) and 0 <= layer < n_layers):
+        raise ValueError(f"layer must be an int in 0 .. {n_layers - 1}, got {layer!r}")
+    if not (isinstance(head, int) and 0 <= head < n_heads):
+        raise ValueError(f"head must be an int in 0 .. {n_heads - 1}, got {head!r}")
+    if kind not in ("zero", "mean"):
+        raise ValueError(f"kind must be 'zero' or 'mean', got {kind!r}")
+
+    # z is [batch, pos, head, d_head]; head h adds z[:, :, h] @ W_O[layer, h] to the residual stream.
+    hook_name = f"blocks.{layer}.attn.hook_z"
+    if kind == "zero":
+        fill = torch.zeros(model.cfg.d_head, device=model.cfg.device)
+    else:
+        # A clean run first: the head's average output over every sequence and position, [d_head].
+        with torch.no_grad():
+            _, clean = model.run_with_cache(tokens, names_filter=hook_name)
+        fill = clean[hook_name][:, :, head].mean(dim=(0, 1))
+
+    def knock_out(z, hook):
+        z = z.clone()  # leave the tensor we were given alone; return the edited copy
+        z[:, :, head] = fill  # [d_head] broadcasts over batch and positions; the other heads stay
+        return z
+
+    # model.hooks(...) takes the hook off again when the block ends, also when the forward pass raises,
+    # and leaves any hooks the caller had attached where they are.
+    with model.hooks(fwd_hooks=[(hook_name, knock_out)]):
+        losses = per_token_loss(model, tokens)  # [batch, pos - 1], with the head knocked out
+    return losses.mean().item()  # one number: the mean over the batch and the pos - 1 predictions
     # END SOLUTION
 # <<< exercise: ablate_head_loss
 
@@ -157,8 +207,14 @@ def ov_copying_score(model: HookedTransformer, layer: int, head: int) -> float:
         ValueError: if ``layer`` or ``head`` is out of range.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
-    # the canonical version: mi_course.language.induction.ov_copying_score
-    return induction.ov_copying_score(model, layer, head)
+    # ov_circuit checks layer and head (ValueError) and keeps W_E W_V W_O W_U factored at d_head.
+    circuit = ov_circuit(model, layer, head)  # [d_vocab, d_vocab], never built in full
+    # The full matrix has rank <= d_head, so only d_head eigenvalues can be nonzero; FactoredMatrix takes
+    # them from the small [d_head, d_head] product, the two factors multiplied the other way round.
+    eigenvalues = circuit.eigenvalues  # [d_head], complex
+    mass = eigenvalues.abs().sum()  # sum of |lambda|
+    if mass == 0:  # a head whose circuit is zero: 0 / 0, call it neither copying nor suppressing
+        return 0.0
+    return (eigenvalues.sum().real / mass).item()  # Re(sum lambda) / sum |lambda|, in [-1, 1]
     # END SOLUTION
 # <<< exercise: ov_copying_score

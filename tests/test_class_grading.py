@@ -98,17 +98,10 @@ def test_ordinary_code_is_not_flagged():
 
 @pytest.mark.parametrize("lesson", sorted(lesson_modules(ROOT / "solutions")))
 def test_the_reference_solutions_raise_no_flags(lesson):
-    """Honest work is never flagged for what the course itself writes; lessons whose solutions still call the
-    library answer are listed until they are rewritten (they would earn 0 in class grading)."""
+    """Honest work is never flagged for what the course itself writes (the reference solutions hold their own
+    implementation: calling the library function that answers an exercise would earn 0 in class grading)."""
     source = lesson_modules(ROOT / "solutions")[lesson].read_text()
-    found = fl.scan(source, lesson, _names(source))
-    if lesson in DELEGATING_SOLUTIONS:
-        assert found, f"lesson {lesson}'s solutions no longer delegate: take it off DELEGATING_SOLUTIONS"
-        pytest.xfail(f"lesson {lesson}'s reference solutions call the library function that answers them")
-    assert found == []
-
-
-DELEGATING_SOLUTIONS = {"07"}  # issue 24: rewrite them with their own implementation
+    assert fl.scan(source, lesson, _names(source)) == []
 
 
 def test_every_canonical_name_resolves():
