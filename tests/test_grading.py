@@ -204,11 +204,13 @@ def test_check_prints_feedback_and_never_raises(fake_course, monkeypatch, capsys
     assert "could not run" in out
 
 
-# The real lessons: stubs generated from solutions earn nothing, the solutions earn everything.
-def test_generated_stubs_fail_every_graded_test(tmp_path):
+# The real lessons: stubs generated from solutions earn nothing, the solutions earn everything, in the
+# learner's grading (in process) and in class grading (judge: the lesson file runs only in a subject).
+@pytest.mark.parametrize("judge", [False, True], ids=["local", "judge"])
+def test_generated_stubs_fail_every_graded_test(tmp_path, judge):
     for lesson, path in ef.lesson_modules(ROOT / "solutions").items():
         (tmp_path / path.name).write_text(ef.make_stubs(path.read_text(), lesson))
-    rows = grade(str(tmp_path))
+    rows = grade(str(tmp_path), judge=judge)
     assert rows, "no graded exercises found"
     for row in rows:
         assert row.points_earned == 0, f"{row.id}: the stub earns points; a test passes without any work"
@@ -216,8 +218,10 @@ def test_generated_stubs_fail_every_graded_test(tmp_path):
         assert all(kind != "passed" for _, kind, _ in row.tests)
 
 
-def test_solutions_earn_full_points():
-    rows = grade("solutions")
+@pytest.mark.timeout(1800)
+def test_solutions_earn_full_points_in_class_grading():
+    """Through the judge (`pytest tests --impl solutions` grades them in process in the same run)."""
+    rows = grade("solutions", judge=True)
     bad = [(r.id, r.status, r.message) for r in rows if r.points_earned != r.points_possible]
     assert rows and not bad
 
