@@ -18,8 +18,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from mi_course.grading.release import release_contents
-from mi_course.grading.runner import HIDDEN_TESTS
+from mi_course.grading.release import HIDDEN_TESTS, release_contents
 from mi_course.paths import PACKAGE_DIR, repo_root
 
 TEMPLATES = PACKAGE_DIR / "templates" / "gradescope"

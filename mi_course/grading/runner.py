@@ -21,14 +21,12 @@ from pathlib import Path
 from mi_course.grading.exercise_files import ExerciseId
 from mi_course.grading.impl import impl_folder
 from mi_course.grading.plugin import IMPL_ENV
+from mi_course.grading.release import HIDDEN_TESTS
 from mi_course.grading.report import ExerciseResult, format_failures, format_table, read_jsonl, summarize
 from mi_course.grading.worker import PLUGIN_ARGS, PLUGIN_ENV, start_worker
 from mi_course.paths import repo_root
 
 LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
-
-
-HIDDEN_TESTS = "tests/hidden"  # an instructor's graded tests that a student release leaves out
 
 
 def graded_test_files(lessons: list[str] | None = None) -> dict[str, list[Path]]:
