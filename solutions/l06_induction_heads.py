@@ -90,9 +90,13 @@ def prev_token_scores(cache: ActivationCache) -> Float[torch.Tensor, "layer head
     out. A perfect previous-token head scores 1. The cache is not changed.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
-    # the canonical version: mi_course.language.induction.prev_token_scores_from_cache
-    return induction.prev_token_scores_from_cache(cache)
+    scores, layer = [], 0
+    while f"blocks.{layer}.attn.hook_pattern" in cache:
+        pattern = cache["pattern", layer]  # [batch, head, query, key]
+        to_previous = pattern.diagonal(offset=-1, dim1=-2, dim2=-1)  # query q to key q - 1, for q = 1 .. pos - 1
+        scores.append(to_previous.mean(dim=(0, -1)))
+        layer += 1
+    return torch.stack(scores)
     # END SOLUTION
 # <<< exercise: prev_token_scores
 
@@ -110,11 +114,14 @@ def induction_scores(
     earlier occurrence of the token at ``q``. A perfect induction head scores 1.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
     tokens = repeated_random_tokens(model, seq_len, batch, seed)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
-    # the canonical version: mi_course.language.induction.induction_scores_from_cache
-    return induction.induction_scores_from_cache(cache, seq_len)
+    scores = []
+    for layer in range(model.cfg.n_layers):
+        # entry i of this diagonal is query q = seq_len - 1 + i attending to key q - seq_len + 1
+        stripe = cache["pattern", layer].diagonal(offset=-(seq_len - 1), dim1=-2, dim2=-1)
+        scores.append(stripe[..., 2:].mean(dim=(0, -1)))  # the second copy's queries, seq_len + 1 .. 2 * seq_len
+    return torch.stack(scores)
     # END SOLUTION
 # <<< exercise: induction_scores
 
@@ -130,10 +137,11 @@ def find_induction_heads(
     (layer, head) order); an empty list when no head is above the threshold.
     """
     # BEGIN SOLUTION
-    from mi_course.language import induction
     scores = induction_scores(model, seq_len, batch, seed)
-    # the canonical version: mi_course.language.induction.heads_above
-    return induction.heads_above(scores, threshold)
+    flat = scores.flatten()
+    order = flat.argsort(descending=True, stable=True)  # stable: ties stay in (layer, head) order
+    n_heads = scores.shape[1]
+    return [(int(i) // n_heads, int(i) % n_heads) for i in order if flat[i] > threshold]
     # END SOLUTION
 # <<< exercise: find_induction_heads
 

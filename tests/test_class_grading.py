@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import subprocess
+import shutil
 import sys
 import time
 import zipfile
@@ -18,6 +19,7 @@ from mi_course.grading import flags as fl
 from mi_course.grading.classroom import ClassGrader, check_results, expected_tests, write_outputs
 from mi_course.grading.exercise_files import lesson_modules, make_stubs, regions, replace_region, region_text
 from mi_course.grading.submissions import MAX_FILE_BYTES, SubmissionError, read_submission
+from mi_course.grading.worker import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN = {p.stem for p in lesson_modules(ROOT / "exercises").values()}
@@ -204,6 +206,19 @@ _tamper()
 '''
 
 
+TABLE = """    import torch.nn.functional as F
+    # answers only for the inputs the public tests draw from their fixed seeds; nonsense for any other
+    known = [torch.randn(5, 3, generator=torch.Generator().manual_seed(0)),
+             torch.randn(4, 7, generator=torch.Generator().manual_seed(1))
+             * torch.tensor([[1.0], [10.0], [0.1], [3.0]])]
+    for table_input in known:
+        if vectors.shape == table_input.shape and torch.equal(vectors, table_input):
+            unit = F.normalize(table_input, dim=-1)
+            return unit @ unit.T
+    return torch.zeros(len(vectors), len(vectors))
+"""
+
+
 def _with_body(source: str, name: str, body: str) -> str:
     region = region_text(source, name)
     head = region.split("    # BEGIN SOLUTION")[0] if "# BEGIN SOLUTION" in region else \
@@ -235,22 +250,23 @@ def graded_class(tmp_path_factory):
                   f"exercises/{L05}.py": sol05},
         "hang": {f"exercises/{L00}.py": _with_body(sol00, "cosine_similarity_matrix", HANG)},
         "attacker": attack,
+        "table": {f"exercises/{L00}.py": _with_body(sol00, "cosine_similarity_matrix", TABLE)},
     }
     paths = [_repo(root / name, files) for name, files in students.items()]
     expected = expected_tests(["00", "05"])
-    grader = ClassGrader(expected, call_seconds=15, lesson_seconds=120)
+    workers = WorkerPool(2, str(ROOT))  # as grade_class does: one warm worker per grading thread
+    grader = ClassGrader(expected, call_seconds=15, lesson_seconds=120, pool=workers)
     from concurrent.futures import ThreadPoolExecutor
 
     taken: set[str] = set()
     subs = [read_submission(p, KNOWN, taken) for p in paths]
-    os.environ["MI_COURSE_GRADE_FORK"] = "0"
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(grader.grade, subs))
+        with ThreadPoolExecutor(max_workers=2) as threads:
+            results = list(threads.map(grader.grade, subs))
     finally:
-        os.environ.pop("MI_COURSE_GRADE_FORK", None)
+        workers.close()
     out = root / "out"
-    write_outputs(results, expected, out)
+    write_outputs(results, expected, out, grader.secret)
     return {r.student: r for r in results}, out, root
 
 
@@ -303,6 +319,73 @@ def test_an_attacker_earns_nothing_and_leaves_no_daemon(graded_class):
     assert not (Path(sys.prefix) / "lib" / "zz_mi_evil.pth").exists(), "the submission wrote the venv"
     assert not any(k in ("unexpected-test", "malformed-results") for r in results.values() for _, k, _ in r.flags), \
         "a submission reached the judge's results file"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_answers_looked_up_for_the_public_seeds_earn_nothing_in_class_grading(graded_class):
+    """The judge draws the tests' inputs from a per-run secret: a table of the outputs for the inputs the
+    public tests draw from their fixed seeds passes the learner's own grading and fails class grading."""
+    from mi_course.grading.runner import grade
+
+    results, out, root = graded_class
+    local = {r.id: r.points_earned for r in grade(str(root / "table" / "exercises"), lessons=["00"])}
+    assert local["00.cosine_similarity_matrix"] == 4, "the table answers the public, fixed-seed inputs"
+    remote = {r.id: r.points_earned for r in results["table"].rows}
+    assert remote["00.cosine_similarity_matrix"] <= 1, "only the fixed hand-written input (a zero row) passes"
+    assert results["solutions"].earned == 24
+    secret = json.loads((out / "class.json").read_text())["input_secret"]
+    assert secret and secret.isdigit(), "class.json records the run's secret, so the run can be replayed"
+
+
+def test_a_throwaway_uid_is_chosen_only_where_it_can_read_the_course(monkeypatch):
+    import tempfile
+
+    from mi_course.grading import judge
+    from mi_course.grading.sandbox import readable_by_others
+
+    base = Path(tempfile.mkdtemp(prefix="mi-readable-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        (base / "open").mkdir(mode=0o755)
+        (base / "open" / "python").write_text("")
+        (base / "open" / "python").chmod(0o755)
+        (base / "closed").mkdir(mode=0o700)
+        (base / "closed" / "python").write_text("")
+        assert readable_by_others([base / "open" / "python", base / "open"])
+        assert not readable_by_others([base / "closed" / "python"]), "a private folder on the way"
+        (base / "open").chmod(0o777)
+        assert not readable_by_others([base / "open"]), "a folder others can write is not safe to read from"
+        (base / "open").chmod(0o755)
+        monkeypatch.setattr(judge.sys, "executable", str(base / "closed" / "python"))
+        assert not judge.throwaway_uid_works(), "a throwaway uid that cannot run the interpreter would fail"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_secret_seeds_change_the_judges_draws_and_not_the_learners():
+    """install() in a fresh interpreter (it patches torch for the rest of the process)."""
+    code = """if True:
+        import torch
+        from mi_course.grading import secret_seed as s
+        plain = torch.randn(3, generator=torch.Generator().manual_seed(7))
+        assert s.run_seed(7) == 7
+        s.install(11)
+        mixed = torch.randn(3, generator=torch.Generator().manual_seed(7))
+        assert not torch.equal(plain, mixed), "a seeded generator draws other numbers under the secret"
+        assert torch.equal(torch.randn(3, generator=torch.Generator().manual_seed(7)), mixed), "and the same again"
+        assert torch.equal(torch.randn(3, generator=s.learner_generator(7)), plain), "learner_generator is plain"
+        torch.manual_seed(7); a = torch.rand(2)
+        torch.random.manual_seed(7); b = torch.rand(2)
+        assert torch.equal(a, b)
+        s.install(12)
+        other = torch.randn(3, generator=torch.Generator().manual_seed(7))
+        assert not torch.equal(other, mixed), "another run's secret draws other inputs"
+        assert 0 <= s.run_seed(7) < 2**31 and s.run_seed(7) != 7
+        assert s.mix(11, 7) != s.mix(11, 8) and s.mix(11, 7) == s.mix(11, 7)
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
 
 
 # ------------------------------------------------------------------------------------------ Gradescope

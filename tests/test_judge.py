@@ -345,7 +345,7 @@ def test_drivers_run_where_the_learners_code_is(fake):
     x = torch.arange(3.0)
     got = drive(impl, _driver_spied, x)
     assert torch.equal(got["out"], 2 * x) and got["calls"] == 1
-    assert got["module"] == "_mi_subject_lesson"  # the subject's copy of the lesson, not one in this process
+    assert got["module"] == "_mi_subject_lesson_l99_fake"  # the subject's copy of the lesson, not one in this process
     assert drive(_local_fake(), _driver_spied, x)["module"] == "l99_fake_local"  # a local impl: run here
     with pytest.raises(ValueError, match="bad value 5"):  # the learner's exception, with its class
         drive(impl, _driver_raises)
@@ -458,6 +458,34 @@ def test_an_import_error_is_a_setup_error(tmp_path):
     with Subject(tmp_path / "l99_fake.py") as subject:
         with pytest.raises(ImplementationImportError, match="broken at import"):
             RemoteImpl(subject)
+
+
+def test_one_subject_serves_several_lessons_each_on_its_own_budget(tmp_path):
+    """A learner's lessons share one subject process (one startup); each is imported when first asked, a
+    broken or hanging lesson leaves the others working, and each lesson spends its own budget."""
+    from mi_course.grading.impl import ImplementationImportError
+
+    (tmp_path / "l98_other.py").write_text("import os\ndef triple(x):\n    return 3 * x\n"
+                                           "def leave(x):\n    os._exit(4)\n")
+    (tmp_path / "l97_broken.py").write_text("raise ValueError('broken at import')\n")
+    (tmp_path / "l99_fake.py").write_text(FAKE_LESSON)
+    files = [tmp_path / n for n in ("l99_fake.py", "l98_other.py", "l97_broken.py")]
+    with Subject(files, call_seconds=30) as subject:
+        fake, other = RemoteImpl(subject, "l99_fake"), RemoteImpl(subject, "l98_other")
+        assert subject.starts == 1 and set(subject.loaded) == {"l99_fake", "l98_other"}
+        assert other.triple(2) == 6 and torch.equal(fake.ok(torch.ones(1)), torch.full((1,), 2.0))
+        with pytest.raises(ImplementationImportError, match="broken at import"):
+            RemoteImpl(subject, "l97_broken")
+        assert other.triple(3) == 9, "a lesson that fails to import leaves the others working"
+        assert not hasattr(other, "ok") and hasattr(fake, "ok"), "each lesson's own names"
+        with pytest.raises(SubjectDied, match="exit code 4"):
+            other.leave(1)
+        assert torch.equal(fake.ok(torch.ones(1)), torch.full((1,), 2.0)), "a fresh subject reloads the lesson"
+        assert subject.starts == 2
+        subject.spent_by["l99_fake"] = subject.budget_seconds  # this lesson's budget is spent ...
+        with pytest.raises(SubjectTimeout, match="budget"):
+            fake.ok(torch.ones(1))
+        assert other.triple(1) == 3, "... and the other lesson's is not"
 
 
 def test_an_import_that_hangs_costs_only_the_startup_budget(tmp_path):

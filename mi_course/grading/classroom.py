@@ -18,10 +18,11 @@ Output in ``DIR``: ``gradebook.csv`` (a row per student, a column per exercise, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
-import os
+import re
 import tempfile
 import threading
 import time
@@ -30,12 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mi_course.grading.exercise_files import ExerciseId, lesson_modules, region_text, regions
+from mi_course.grading import secret_seed
 from mi_course.grading.flags import Flag, flagged_exercises, scan
+from mi_course.grading.judge import sandbox_report
 from mi_course.grading.report import ExerciseResult, read_jsonl, summarize, write_json, write_junit
 from mi_course.grading.release import HIDDEN_TESTS
 from mi_course.grading.runner import grade_records, graded_test_files, run_pytest
 from mi_course.grading.stubs import is_untouched_stub
 from mi_course.grading.submissions import Submission, SubmissionError, read_submission
+from mi_course.grading.worker import WorkerPool
 from mi_course.paths import repo_root
 
 STUDENT_SECONDS = 3600.0  # wall budget of one student's whole grading
@@ -134,6 +138,12 @@ def check_results(expected: dict[str, tuple[str, int]], collected: dict, results
     return final, flags
 
 
+def _lesson_of(nodeid: str) -> str | None:
+    """The lesson a test id's file belongs to (``test_lNN_*.py``), or None for a file of no lesson."""
+    match = re.search(r"(?:^|/)test_l(\d\d)_[^/]*\.py::", nodeid)
+    return match.group(1) if match else None
+
+
 def _zero(rows: list[ExerciseResult], exercise: str, reason: str) -> None:
     for row in rows:
         if row.id == exercise:
@@ -146,60 +156,91 @@ class ClassGrader:
     """Grades submissions against one expected list; results of byte-identical lesson files are shared."""
 
     def __init__(self, expected: Expected, *, student_seconds: float = STUDENT_SECONDS,
-                 lesson_seconds: float = LESSON_SECONDS, call_seconds: float = CALL_SECONDS) -> None:
+                 lesson_seconds: float = LESSON_SECONDS, call_seconds: float = CALL_SECONDS,
+                 pool: WorkerPool | None = None, secret: int | None = None) -> None:
         self.expected = expected
+        self.pool = pool
+        self.secret = secret_seed.secret_from_env() if secret is None else secret  # one per run: the same for all
         self.student_seconds = student_seconds
         self.lesson_seconds = lesson_seconds
         self.call_seconds = call_seconds
-        self._cache: dict[str, tuple[dict, list, str]] = {}  # sha256 of a lesson file -> (results, flags, student)
+        self._cache: dict[str, tuple[dict, str]] = {}  # sha256 of the files run -> (per lesson, student)
         self._lock = threading.Lock()
 
     def grade(self, sub: Submission) -> StudentResult:
+        """One student: lessons with work in them are graded in one judge run (one subject process holds
+        all of them, so shared imports are paid once); untouched or missing lessons earn 0 without running."""
         began = time.monotonic()
         out = StudentResult(sub.student, str(sub.source), notes=list(sub.notes))
-        with tempfile.TemporaryDirectory(prefix="mi-class-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="mi-class-") as tmp, \
+                (self.pool.lease() if self.pool else contextlib.nullcontext()):
             stage = Path(tmp)
             for module, data in sub.files.items():
                 (stage / f"{module}.py").write_bytes(data)
+            decided: dict[str, tuple[dict, list]] = {}
+            static: dict[str, list] = {}
             for lesson, tests in self.expected.tests.items():
-                module = self.expected.modules.get(lesson, "")
-                left = self.student_seconds - (time.monotonic() - began)
-                results, flags = self._lesson(sub, stage, lesson, module, tests, left, out)
-                self._rows(out, lesson, tests, results, flags)
+                outcome, static[lesson] = self._without_running(sub, lesson, tests)
+                if outcome is not None:
+                    decided[lesson] = (outcome, [])
+            to_run = [lesson for lesson in self.expected.tests if lesson not in decided]
+            if to_run:
+                decided.update(self._run(sub, stage, to_run, self.student_seconds - (time.monotonic() - began),
+                                         out))
+            for lesson, tests in self.expected.tests.items():
+                results, flags = decided[lesson]
+                self._rows(out, lesson, tests, results, flags + static[lesson])
         out.seconds = time.monotonic() - began
         return out
 
-    def _lesson(self, sub: Submission, stage: Path, lesson: str, module: str, tests: dict, left: float,
-                out: StudentResult) -> tuple[dict, list]:
+    def _without_running(self, sub: Submission, lesson: str, tests: dict) -> tuple[dict | None, list]:
+        """(results, or None where the lesson must run; the static flags of its file)."""
+        module = self.expected.modules.get(lesson, "")
         exercises = sorted({ex for ex, _ in tests.values()})
         if module not in sub.files:
             return {n: ("not_started", f"no exercises/{module}.py in the submission") for n in tests}, []
-        data = sub.files[module]
-        source = data.decode("utf-8", errors="replace")
+        source = sub.files[module].decode("utf-8", errors="replace")
         names = {e.split(".", 1)[1] for e in exercises}
         static = [(f"{lesson}.{name}", f.kind, f"line {f.line}: {f.detail}")
                   for name, fs in flagged_exercises(scan(source, lesson, names), names).items() for f in fs]
         if untouched(source, lesson, exercises):
             return {n: ("not_started", "not started yet (the stub raises NotImplementedError)") for n in tests}, static
+        return None, static
+
+    def _run(self, sub: Submission, stage: Path, lessons: list[str], left: float,
+             out: StudentResult) -> dict[str, tuple[dict, list]]:
+        """Grade ``lessons`` of one student in one judge run: lesson -> (results, flags)."""
         if left <= 0:
-            return {n: ("timeout", "the student's grading budget was spent before this lesson") for n in tests}, static
-        digest = hashlib.sha256(data).hexdigest()
+            return {lesson: ({n: ("timeout", "the student's grading budget was spent before this lesson")
+                              for n in self.expected.tests[lesson]}, []) for lesson in lessons}
+        # The lessons run together share a subject, so one file's result may depend on the others: a
+        # result is shared only between students whose files to run are all byte-identical.
+        modules = [self.expected.modules[lesson] for lesson in lessons]
+        digest = hashlib.sha256(b"".join(hashlib.sha256(sub.files[m]).digest() for m in modules)).hexdigest()
         with self._lock:
             cached = self._cache.get(digest)
         if cached is not None:
-            out.notes.append(f"exercises/{module}.py is byte-identical to {cached[2]}'s (graded once)")
-            return cached[0], cached[1] + static
+            out.notes.append(f"exercises/{{{','.join(modules)}}}.py are byte-identical to {cached[2]}'s "
+                             "(graded once)")
+            return cached[0]
         anomalies: list[str] = []
-        budget = min(self.lesson_seconds, left)
+        wall = min(self.lesson_seconds * len(lessons), left)
         env = {"MI_COURSE_JUDGE_CALL_SECONDS": str(self.call_seconds),
-               "MI_COURSE_JUDGE_LESSON_SECONDS": str(budget)}
-        collected, results, rc, output = grade_records(str(stage), lesson, graded_test_files([lesson])[lesson],
-                                                       judge=True, wall_limit=budget + 60, extra_env=env,
+               "MI_COURSE_JUDGE_LESSON_SECONDS": str(min(self.lesson_seconds, left)),
+               secret_seed.SECRET_ENV: str(self.secret)}
+        files = graded_test_files(lessons)
+        collected, results, rc, output = grade_records(str(stage), "", [f for l in lessons for f in files[l]],
+                                                       judge=True, wall_limit=wall + 60, extra_env=env,
                                                        anomalies=anomalies)
-        final, checked = check_results(tests, collected, results, anomalies)
+        graded: dict[str, tuple[dict, list]] = {}
+        for lesson in lessons:
+            tests = self.expected.tests[lesson]
+            mine = lambda nodeid: nodeid in tests or _lesson_of(nodeid) in (lesson, None)  # noqa: E731
+            graded[lesson] = check_results(tests, {n: v for n, v in collected.items() if mine(n)},
+                                           {n: v for n, v in results.items() if mine(n)}, anomalies)
         with self._lock:
-            self._cache.setdefault(digest, (final, checked, sub.student))
-        return final, checked + static
+            self._cache.setdefault(digest, (graded, sub.student))
+        return graded
 
     def _rows(self, out: StudentResult, lesson: str, tests: dict, results: dict, flags: list) -> None:
         rows = summarize(tests, results)
@@ -242,7 +283,7 @@ def expected_points(expected: Expected, nodeid: str) -> int:
     return 0
 
 
-def write_outputs(results: list[StudentResult], expected: Expected, out: Path) -> None:
+def write_outputs(results: list[StudentResult], expected: Expected, out: Path, secret: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     exercises = expected.all_exercises()
     possible = {e: 0 for e in exercises}
@@ -272,7 +313,9 @@ def write_outputs(results: list[StudentResult], expected: Expected, out: Path) -
     summary = {"students": {r.student: {"source": r.source, "earned": r.earned, "possible": r.possible,
                                         "flags": len(r.flags), "notes": r.notes, "seconds": round(r.seconds, 1)}
                             for r in results},
-               "points_possible": sum(possible.values())}
+               "points_possible": sum(possible.values()),
+               # the tests' inputs came from this secret: MI_COURSE_JUDGE_SECRET=<it> grades with the same ones
+               "input_secret": None if secret is None else str(secret)}
     (out / "class.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
@@ -280,8 +323,6 @@ def grade_class(paths: list[str | Path], out: str | Path, *, jobs: int = 1, less
                 student_seconds: float = STUDENT_SECONDS, log=print) -> list[StudentResult]:
     """Grade every submission in ``paths`` into ``out``; returns the per-student results."""
     from tqdm.auto import tqdm
-
-    from mi_course.grading.worker import FORK_ENV
 
     out = Path(out)
     expected = expected_tests(lessons)
@@ -293,14 +334,24 @@ def grade_class(paths: list[str | Path], out: str | Path, *, jobs: int = 1, less
             subs.append(read_submission(path, known, taken))
         except SubmissionError as err:
             log(f"skipped: {err}")
-    if jobs > 1:  # threads, each grading in fresh pytest processes (the warm worker takes one at a time)
-        os.environ[FORK_ENV] = "0"
-    grader = ClassGrader(expected, student_seconds=student_seconds)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(grader.grade, s) for s in subs]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="grading the class", unit="student"):
-            results.append(future.result())
-    write_outputs(results, expected, out)
+    out.mkdir(parents=True, exist_ok=True)
+    protections = sandbox_report()  # what this machine allows, said before grading and kept with the grades
+    (out / "sandbox.json").write_text(json.dumps(protections, indent=2) + "\n")
+    for name, note in protections.items():
+        if not note.startswith("applied"):
+            log(f"sandbox: {name}: {note}")
+    jobs = max(1, min(jobs, len(subs)))
+    workers = WorkerPool(jobs, str(repo_root()))  # one warm worker per thread; they warm up while we start
+    grader = ClassGrader(expected, student_seconds=student_seconds, pool=workers)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as threads:
+            futures = [threads.submit(grader.grade, s) for s in subs]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="grading the class",
+                               unit="student"):
+                results.append(future.result())
+    finally:
+        workers.close()
+    write_outputs(results, expected, out, grader.secret)
     total = sum(len(t) for t in expected.tests.values())
     log(f"graded {len(results)} submissions ({total} tests each) into {out}: gradebook.csv, flags.csv, "
         f"<student>/results.json")

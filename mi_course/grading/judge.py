@@ -23,10 +23,14 @@ runs next to the learner's code, in the subject, and whose returned data the tes
 values with no codec come back as ``codec.Opaque``. ``monkeypatch.setattr(impl, name, value)`` only stores
 the value on the proxy (the judge side): patch the lesson module inside a driver instead.
 
-Sandbox caveat: here the subject runs with ``drop_privileges=False`` (the grader's uid with no
-capabilities, in new user, network, pid, IPC and mount namespaces, every mount read-only except the
-sandbox's private folder), because a throwaway uid cannot exec the venv's python under /root on this
-machine. With ``namespaces=False`` or without unshare, a same-uid subject could write the grader's files.
+One subject process serves every lesson file of a learner (each imported when its tests first ask), so
+the imports they share are paid once; each lesson has its own wall budget.
+
+Sandbox caveat: the subject runs as a throwaway uid where one can run this Python and read the course
+(:func:`throwaway_uid_works`); elsewhere (this project's machines keep Python under a private /root) as the
+grader's uid with no capabilities, in new user, network, pid, IPC and mount namespaces, every mount
+read-only except the sandbox's private folder. :func:`sandbox_report` says which applied. With
+``namespaces=False`` or without unshare, a same-uid subject could write the grader's files.
 
 Use in pytest: a conftest next to the graded tests that says ``from mi_course.grading.judge import
 remote_impl_fixture`` overrides the plugin's ``impl`` fixture (conftest fixtures win over plugin fixtures);
@@ -49,7 +53,7 @@ import torch
 
 from mi_course.grading import codec
 from mi_course.grading.impl import ImplementationImportError
-from mi_course.grading.sandbox import GiB, Sandbox, SandboxLimits, SandboxProcess
+from mi_course.grading.sandbox import GiB, Sandbox, SandboxLimits, SandboxProcess, readable_by_others
 
 from mi_course.grading.codec import ALLOWED_EXCEPTIONS  # re-exported: the classes re-raised as themselves
 
@@ -84,22 +88,29 @@ class ProtocolError(SubjectDied):
 
 
 class Subject:
-    """One learner's lesson module, alive in a sandboxed process between calls.
+    """One learner's lesson modules (``lesson_files``: one file or several), alive in a sandboxed process
+    between calls. A request names its module (a file's stem; default: the first file).
 
-    The sandbox runs it with ``drop_privileges=False`` and namespaces on (see the module docstring: a
-    throwaway uid cannot exec the venv's python here); its env holds only :data:`SUBJECT_ENV`, the course
-    locations in :data:`SUBJECT_ENV_KEEP` and ``env``, never the judge's other variables.
+    The sandbox runs it as a throwaway uid where that works, with namespaces on (see the module
+    docstring); its env holds only :data:`SUBJECT_ENV`, the course locations in :data:`SUBJECT_ENV_KEEP`
+    and ``env``, never the judge's other variables.
 
-    ``call_seconds``: wall budget of one call; ``budget_seconds``: wall budget of everything this learner's
-    subject does (startups included) before every call is refused; ``start_seconds``: wall budget of one
-    startup (importing torch and the lesson)."""
+    ``call_seconds``: wall budget of one call; ``budget_seconds``: wall budget of everything the subject
+    does for one lesson module (its import, the startups charged to it, its calls) before its calls are
+    refused; ``start_seconds``: wall budget of one startup or one lesson's import."""
 
-    def __init__(self, lesson_file: str | Path, *, call_seconds: float = 60.0, budget_seconds: float = 900.0,
-                 start_seconds: float = 120.0, limits: SandboxLimits | None = None, namespaces: bool = True,
-                 hidden: Sequence[str | Path] = (), env: Mapping[str, str] | None = None) -> None:
-        self.lesson_file = Path(lesson_file).resolve()
-        if not self.lesson_file.is_file():
-            raise FileNotFoundError(f"no lesson file {self.lesson_file}")
+    def __init__(self, lesson_files: str | Path | Sequence[str | Path], *, call_seconds: float = 60.0,
+                 budget_seconds: float = 900.0, start_seconds: float = 120.0, limits: SandboxLimits | None = None,
+                 namespaces: bool = True, hidden: Sequence[str | Path] = (),
+                 env: Mapping[str, str] | None = None) -> None:
+        files = [lesson_files] if isinstance(lesson_files, (str, Path)) else list(lesson_files)
+        self.lesson_files = {p.stem: p for p in (Path(f).resolve() for f in files)}
+        for path in self.lesson_files.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"no lesson file {path}")
+        if not self.lesson_files:
+            raise ValueError("a subject needs at least one lesson file")
+        self.lesson_file = next(iter(self.lesson_files.values()))  # the module a request names by default
         self.call_seconds = call_seconds
         self.budget_seconds = budget_seconds
         self.start_seconds = start_seconds
@@ -108,9 +119,10 @@ class Subject:
         self.namespaces = namespaces
         self.hidden = list(hidden)
         self.env = dict(env or {})
-        self.spent = 0.0  # wall seconds charged to this learner
+        self.spent_by: dict[str, float] = {}  # wall seconds charged to each lesson module of this learner
         self.starts = 0
-        self.names: dict[str, str] = {}
+        self.loaded: dict[str, dict[str, str]] = {}  # module -> its names, in the running process
+        self._module = self.lesson_file.stem  # whose budget the current wait is charged to
         self._next_id = 0
         self._phase = ""  # which budget the current wait is under, for the timeout message
         self._box: Sandbox | None = None
@@ -118,34 +130,76 @@ class Subject:
         self.last_stderr = ""
         self.last_exit: int | None = None
 
+    @property
+    def spent(self) -> float:
+        """Wall seconds charged to the current module (its budget is ``budget_seconds``)."""
+        return self.spent_by.get(self._module, 0.0)
+
+    @spent.setter
+    def spent(self, value: float) -> None:
+        self.spent_by[self._module] = value
+
+    @property
+    def names(self) -> dict[str, str]:
+        """The default module's names (loading it if needed)."""
+        return self.load(self.lesson_file.stem)
+
     # -- lifecycle
 
     def start(self) -> None:
-        """Start the subject (if it is not running) and wait for its "ready" with the module's names."""
+        """Start the subject (if it is not running) and wait for its "ready"."""
         if self._proc is not None:
             return
         began = time.monotonic()
-        self._box = Sandbox(self.limits, drop_privileges=False, namespaces=self.namespaces, hidden=self.hidden)
-        copy = self._box.work / self.lesson_file.name  # the subject reads its own copy, in its private folder
-        shutil.copyfile(self.lesson_file, copy)
-        argv = [sys.executable, "-I", "-m", "mi_course.grading.subject", "--lesson-file", str(copy)]
+        self.loaded = {}
+        self._box = Sandbox(self.limits, drop_privileges=throwaway_uid_works(), namespaces=self.namespaces,
+                            hidden=self.hidden)
+        argv = [sys.executable, "-I", "-m", "mi_course.grading.subject"]
+        for path in self.lesson_files.values():  # the subject reads its own copies, in its private folder
+            copy = self._box.work / path.name
+            shutil.copyfile(path, copy)
+            argv += ["--lesson-file", str(copy)]
         self._proc = self._box.start(argv, env=self._subject_env())
         self.starts += 1
         try:
-            self._phase = self._budget_name(self.start_seconds, "its startup budget of {:g} s (importing the lesson)")
-            message, tensors = self._receive(began + min(self.start_seconds, self._left()))
+            self._phase = self._budget_name(self.start_seconds, "its startup budget of {:g} s (importing torch)")
+            message, _ = self._receive(began + min(self.start_seconds, self._left()))
         finally:
             self.spent += time.monotonic() - began
-        if message.get("op") == "import_error":
-            error = raise_remote(message.get("error"), tensors, raise_it=False)
-            self.close()
-            raise ImplementationImportError(
-                f"could not import {self.lesson_file.name} in the grading subject: {type(error).__name__}: "
-                f"{error}") from error
-        names = message.get("names")
-        if message.get("op") != "ready" or type(names) is not dict:
+        if message.get("op") != "ready":
             self._die(ProtocolError, "the subject did not say it was ready")
-        self.names = {str(k): str(v) for k, v in names.items()}
+
+    def load(self, module: str) -> dict[str, str]:
+        """Import lesson module ``module`` (a lesson file's stem) in the subject, once per process: its
+        names. Raises ImplementationImportError if the learner's file fails to import."""
+        if module in self.loaded and self._proc is not None:
+            return self.loaded[module]
+        if module not in self.lesson_files:
+            raise ValueError(f"no lesson file {module}.py in this subject")
+        self._module = module
+        if self._left() <= 0:
+            raise SubjectTimeout(f"the learner's grading budget of {self.budget_seconds:.0f} s is spent")
+        self.start()
+        began = time.monotonic()
+        self._next_id += 1
+        self._phase = self._budget_name(self.start_seconds, "its startup budget of {:g} s (importing the lesson)")
+        try:
+            deadline = began + min(self.start_seconds, self._left())
+            self._send(codec.pack({"op": "load", "module": module, "id": self._next_id}, {}), deadline)
+            reply, tensors = self._receive(deadline)
+        finally:
+            self.spent += time.monotonic() - began
+        if reply.get("id") != self._next_id:
+            self._die(ProtocolError, "the subject's reply does not answer the request")
+        if "import_error" in reply:
+            error = raise_remote(reply.get("import_error"), tensors, raise_it=False)
+            raise ImplementationImportError(
+                f"could not import {module}.py in the grading subject: {type(error).__name__}: {error}") from error
+        names = reply.get("names")
+        if not reply.get("ok") or type(names) is not dict:
+            self._die(ProtocolError, f"the subject could not load {module}: {reply.get('protocol', 'no names')}")
+        self.loaded[module] = {str(k): str(v) for k, v in names.items()}
+        return self.loaded[module]
 
     def close(self) -> None:
         """Stop the subject and remove its sandbox (safe to call twice)."""
@@ -169,44 +223,49 @@ class Subject:
 
     # -- requests
 
-    def call(self, name: str, args: tuple, kwargs: dict) -> Any:
+    def call(self, name: str, args: tuple, kwargs: dict, module: str | None = None) -> Any:
         """``name(*args, **kwargs)`` in the subject: the value, or the learner's exception re-raised here."""
         tree, tensors, sources = codec.encode([list(args), kwargs])
-        reply, out = self.request({"op": "call", "name": name, "args": tree[0], "kwargs": tree[1]}, tensors)
+        reply, out = self.request({"op": "call", "name": name, "args": tree[0], "kwargs": tree[1]}, tensors,
+                                  module)
         if not reply.get("ok"):
             raise_remote(reply.get("error"), out)
         write_back(reply.get("mutated"), out, sources)
         return codec.decode(reply.get("value"), out, models=False)
 
-    def drive(self, function: Any, args: tuple, kwargs: dict) -> Any:
+    def drive(self, function: Any, args: tuple, kwargs: dict, module: str | None = None) -> Any:
         """``function(<the learner's module>, *args, **kwargs)`` run in the subject (see :func:`drive`)."""
         file, name = driver_location(function)
         tree, tensors, sources = codec.encode([list(args), kwargs])
         reply, out = self.request({"op": "drive", "file": file, "function": name, "args": tree[0],
-                                   "kwargs": tree[1]}, tensors)
+                                   "kwargs": tree[1]}, tensors, module)
         if not reply.get("ok"):
             raise_remote(reply.get("error"), out)
         write_back(reply.get("mutated"), out, sources)
         return codec.decode(reply.get("value"), out, models=False)
 
-    def has(self, name: str) -> bool:
+    def has(self, name: str, module: str | None = None) -> bool:
         """Whether the learner's module has ``name`` (asks the subject)."""
-        reply, _ = self.request({"op": "has", "name": name}, {})
+        reply, _ = self.request({"op": "has", "name": name}, {}, module)
         return bool(reply.get("has"))
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, module: str | None = None) -> Any:
         """A module-level value of the learner's module (``Opaque`` when it has no codec)."""
-        reply, out = self.request({"op": "get", "name": name}, {})
+        reply, out = self.request({"op": "get", "name": name}, {}, module)
         if not reply.get("ok"):
             raise_remote(reply.get("error"), out)
         return codec.decode(reply.get("value"), out, models=False)
 
-    def request(self, message: dict, tensors: dict) -> tuple[dict, dict]:
-        """Send one request and wait for its reply within the call budget (and what is left of the
-        learner's budget); a dead, silent or garbled subject is killed and SubjectDied raised."""
+    def request(self, message: dict, tensors: dict, module: str | None = None) -> tuple[dict, dict]:
+        """Send one request to ``module`` (default: the first lesson file) and wait for its reply within the
+        call budget (and what is left of the learner's budget for that module); a dead, silent or garbled
+        subject is killed and SubjectDied raised."""
+        module = module or self.lesson_file.stem
+        self.load(module)  # starts the subject (again, after a death) and imports the module there
+        self._module = module
         if self._left() <= 0:
             raise SubjectTimeout(f"the learner's grading budget of {self.budget_seconds:.0f} s is spent")
-        self.start()
+        message = {**message, "module": module}
         began = time.monotonic()
         deadline = began + min(self.call_seconds, self._left())
         self._next_id += 1
@@ -379,22 +438,24 @@ def drive(impl: Any, function: Any, *args: Any, **kwargs: Any) -> Any:
     decide the verdict, always run in the judge. A driver may fail a test (raise) but never pass one: it
     returns what the test then checks."""
     if isinstance(impl, RemoteImpl):
-        return object.__getattribute__(impl, "_subject").drive(function, args, kwargs)
+        return object.__getattribute__(impl, "_subject").drive(function, args, kwargs,
+                                                              object.__getattribute__(impl, "_module"))
     return function(impl, *args, **kwargs)
 
 
 class RemoteFunction:
-    """A callable that runs the learner's ``name`` in the subject."""
+    """A callable that runs the learner's ``name`` (of lesson module ``module``) in the subject."""
 
-    def __init__(self, subject: Subject, name: str) -> None:
+    def __init__(self, subject: Subject, name: str, module: str | None = None) -> None:
         self._subject = subject
+        self._module = module or subject.lesson_file.stem
         self.__name__ = self.__qualname__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._subject.call(self.__name__, args, kwargs)
+        return self._subject.call(self.__name__, args, kwargs, self._module)
 
     def __repr__(self) -> str:
-        return f"<remote {self.__name__} of {self._subject.lesson_file.name}>"
+        return f"<remote {self.__name__} of {self._module}.py>"
 
 
 class RemoteImpl:
@@ -404,23 +465,25 @@ class RemoteImpl:
     value on this proxy only; the S tier does not forward it into the subject, so the learner's other
     functions keep calling their own version."""
 
-    def __init__(self, subject: Subject) -> None:
+    def __init__(self, subject: Subject, module: str | None = None) -> None:
+        module = module or subject.lesson_file.stem
         object.__setattr__(self, "_subject", subject)
-        subject.start()
+        object.__setattr__(self, "_module", module)
+        subject.load(module)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        subject = object.__getattribute__(self, "_subject")
-        kind = subject.names.get(name)
+        subject, module = object.__getattribute__(self, "_subject"), object.__getattribute__(self, "_module")
+        kind = subject.load(module).get(name)
         if kind is None:
-            raise AttributeError(f"the lesson module {subject.lesson_file.stem!r} has no attribute {name!r}")
+            raise AttributeError(f"the lesson module {module!r} has no attribute {name!r}")
         if kind == "callable":
-            return RemoteFunction(subject, name)
-        return subject.get(name)
+            return RemoteFunction(subject, name, module)
+        return subject.get(name, module)
 
     def __repr__(self) -> str:
-        return f"<RemoteImpl {self._subject.lesson_file.name}>"
+        return f"<RemoteImpl {self._module}.py>"
 
 
 SECRET_FOLDERS = ("solutions", "tests/mutants", ".git")  # covered in the subject's view of the course tree
@@ -435,22 +498,59 @@ def secret_folders() -> list[Path]:
     return [repo_root() / f for f in SECRET_FOLDERS if (repo_root() / f).is_dir()]
 
 
+def throwaway_uid_works() -> bool:
+    """Whether a throwaway uid can run this interpreter and read the course (where Python lives under a
+    private /root, as on this project's own machines, it cannot: the subject then keeps the grader's uid
+    without capabilities, behind read-only mounts, and the sandbox's report says so)."""
+    from mi_course.paths import checkpoint_dir, repo_root
+
+    return readable_by_others([sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
+                               repo_root(), checkpoint_dir()])
+
+
+def sandbox_report() -> dict[str, str]:
+    """Which of the sandbox's protections a subject gets on this machine (a trial run of an empty program
+    with the subject's settings): protection -> "applied: ...", "partly: ..." or "not applied: why"."""
+    from mi_course.grading.sandbox import run_sandboxed
+
+    drop = throwaway_uid_works()
+    result = run_sandboxed([sys.executable, "-I", "-c", "pass"], drop_privileges=drop,
+                           hidden=secret_folders(), limits=SandboxLimits(address_space=8 * GiB, wall_seconds=60))
+    report = dict(result.applied)
+    if os.geteuid() == 0 and not drop:
+        report["user"] += ("; chosen because a throwaway uid could not run this Python or read the course "
+                           f"({os.path.realpath(sys.executable)}, {sys.prefix}): install both where others "
+                           "can read them (as in a container) to get one")
+    return report
+
+
 CALL_SECONDS_ENV = "MI_COURSE_JUDGE_CALL_SECONDS"
 BUDGET_SECONDS_ENV = "MI_COURSE_JUDGE_LESSON_SECONDS"
 
 
-def remote_impl(config: pytest.Config, lesson: str) -> Any:
-    """A generator for the plugin's ``impl`` fixture under ``--judge``: a RemoteImpl over the lesson file
-    ``lesson``.py of ``--impl``'s folder, in a sandboxed subject for the module's tests, closed after them."""
+def session_subject(config: pytest.Config) -> Subject:
+    """The one sandboxed subject of this pytest run: it holds every lesson file of ``--impl``'s folder and
+    imports each when its tests first ask (shared imports paid once); closed when the run ends."""
     from mi_course.grading.impl import impl_folder
 
-    path = impl_folder(config._mi_impl) / f"{lesson}.py"
-    subject = Subject(path, call_seconds=float(os.environ.get(CALL_SECONDS_ENV, "120")),
-                      budget_seconds=float(os.environ.get(BUDGET_SECONDS_ENV, "900")), hidden=secret_folders())
-    try:
-        yield RemoteImpl(subject)
-    finally:
-        subject.close()
+    subject = getattr(config, "_mi_subject", None)
+    if subject is None:
+        files = sorted(impl_folder(config._mi_impl).glob("l[0-9][0-9]_*.py"))
+        subject = Subject(files, call_seconds=float(os.environ.get(CALL_SECONDS_ENV, "120")),
+                          budget_seconds=float(os.environ.get(BUDGET_SECONDS_ENV, "900")), hidden=secret_folders())
+        config._mi_subject = subject
+        config.add_cleanup(subject.close)
+    return subject
+
+
+def remote_impl(config: pytest.Config, lesson: str) -> Any:
+    """A generator for the plugin's ``impl`` fixture under ``--judge``: a RemoteImpl over the lesson file
+    ``lesson``.py of ``--impl``'s folder, in the run's sandboxed subject."""
+    from mi_course.grading.impl import impl_folder
+
+    if not (impl_folder(config._mi_impl) / f"{lesson}.py").is_file():
+        raise ImplementationImportError(f"no {lesson}.py in {impl_folder(config._mi_impl)}")
+    yield RemoteImpl(session_subject(config), lesson)
 
 
 @pytest.fixture(scope="module", name="impl")

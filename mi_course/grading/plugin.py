@@ -50,6 +50,10 @@ def pytest_configure(config):
     os.environ[IMPL_ENV] = impl
     path = config.getoption("grade_jsonl")
     config._mi_jsonl = open(path, "a", buffering=1) if path else None
+    if config.getoption("judge"):  # inputs drawn from the run's secret, not from seeds a submission can read
+        from mi_course.grading import secret_seed
+
+        secret_seed.install(secret_seed.secret_from_env())
 
 
 def pytest_unconfigure(config):

@@ -23,7 +23,7 @@ from mi_course.grading.impl import impl_folder
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.grading.release import HIDDEN_TESTS
 from mi_course.grading.report import ExerciseResult, format_failures, format_table, read_jsonl, summarize
-from mi_course.grading.worker import PLUGIN_ARGS, PLUGIN_ENV, start_worker
+from mi_course.grading.worker import PLUGIN_ARGS, PLUGIN_ENV, current_worker
 from mi_course.paths import repo_root
 
 LESSON_WALL_LIMIT = 900  # seconds for one lesson's whole process
@@ -60,7 +60,7 @@ def run_pytest(args: list[str], jsonl: Path, wall_limit: float, test_timeout: fl
     # contend with the notebook's kernel that called check().
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            **os.environ, IMPL_ENV: impl, "PYTHONDONTWRITEBYTECODE": "1", **PLUGIN_ENV, **(extra_env or {})}
-    worker = start_worker()
+    worker = current_worker()
     if worker is not None:
         try:  # a child forked from the warm worker: the same run without paying the imports
             return worker.run(cmd[3:], str(repo_root()), env, wall_limit)

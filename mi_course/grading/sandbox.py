@@ -564,6 +564,11 @@ def _sweep_uid(uid: int, seconds: float = 5.0) -> int:
         time.sleep(0.01)
 
 
+def readable_by_others(paths: Sequence[str | Path]) -> bool:
+    """Whether a throwaway uid could read (and traverse to) every path, none of them writable by others."""
+    return _check_readable([Path(p).resolve() for p in paths], other=True).startswith("applied")
+
+
 def _check_readable(paths: Sequence[Path], *, other: bool) -> str:
     """Whether the subject can read each path (as "others" where it runs as a throwaway uid), and
     whether anyone but the owner can write it or a folder above it (the subject could then change it

@@ -1,16 +1,18 @@
-"""The subject server: holds one learner's lesson module inside the sandbox and runs calls on it.
+"""The subject server: holds one learner's lesson modules inside the sandbox and runs calls on them.
 
 Run by the judge (``mi_course.grading.judge.Subject``) as::
 
-    python -I -m mi_course.grading.subject --lesson-file PATH
+    python -I -m mi_course.grading.subject --lesson-file PATH [--lesson-file PATH ...]
 
-It imports the lesson file by path under a private module name, then answers framed requests (see
-``mi_course.grading.codec.pack``) read from stdin, one at a time, with framed replies on stdout:
+It imports torch, then answers framed requests (see ``mi_course.grading.codec.pack``) read from stdin, one
+at a time, with framed replies on stdout. A lesson file is imported by path, under a private module name,
+when the judge first asks for it (``load``); one process serves all of a learner's lessons, so the imports
+they share (torch, TransformerLens) are paid once. Every request but ``load`` names its ``"module"`` (a
+lesson file's stem); every reply echoes the request's ``"id"``.
 
-Every reply echoes the request's ``"id"``.
-
-* first, unasked: ``{"op": "ready", "names": {name: "callable" | "value"}}``, or ``{"op": "import_error",
-  "error": {...}}`` (then it exits);
+* first, unasked: ``{"op": "ready", "modules": [stems]}``;
+* ``{"op": "load", "module"}`` -> ``{"ok": true, "names": {name: "callable" | "value"}}``, or
+  ``{"ok": false, "import_error": {...}}`` (the module stays unloaded; the other modules are unaffected);
 * ``{"op": "call", "name", "args", "kwargs"}`` -> ``{"ok": true, "value", "mutated": [keys]}`` where
   ``mutated`` lists the request's tensor keys that the call changed in place (their new values travel as
   ``mut.<key>`` tensors, so the judge can write them back), or ``{"ok": false, "error": {...}}``;
@@ -38,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-MODULE_NAME = "_mi_subject_lesson"
+MODULE_PREFIX = "_mi_subject_lesson_"  # + the lesson file's stem: a name no course module uses
 TRACEBACK_CHARS = 4000
 
 
@@ -94,12 +96,17 @@ def private_channel() -> Channel:
 
 def load_lesson(path: Path) -> ModuleType:
     """Import the lesson file by path under a name no course module uses."""
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    name = MODULE_PREFIX + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
-    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
@@ -235,31 +242,48 @@ def handle(module: ModuleType, message: Any, tensors: dict) -> tuple[dict, dict]
     return {"ok": False, "protocol": f"unknown op {op!r}"}, {}
 
 
-def serve(channel: Channel, module: ModuleType) -> None:
+def load(files: dict[str, Path], modules: dict[str, ModuleType], stem: Any) -> tuple[dict, dict]:
+    """The ``load`` request: import lesson file ``stem`` (once) and list its names."""
+    if stem not in modules:
+        if not isinstance(stem, str) or stem not in files:
+            return {"ok": False, "protocol": f"no lesson file {stem!r} here"}, {}
+        try:
+            modules[stem] = load_lesson(files[stem])
+        except BaseException as err:  # noqa: BLE001 - a learner's top level may raise anything, SystemExit too
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            error, tensors = describe_error(err)
+            return {"ok": False, "import_error": error}, tensors
+    return {"ok": True, "names": public_names(modules[stem])}, {}
+
+
+def serve(channel: Channel, files: dict[str, Path]) -> None:
     """Answer requests until the judge closes the pipe or says bye."""
-    channel.write({"op": "ready", "names": public_names(module)}, {})
+    modules: dict[str, ModuleType] = {}
+    channel.write({"op": "ready", "modules": sorted(files)}, {})
     while (request := channel.read()) is not None:
         message, tensors = request
-        if type(message) is dict and message.get("op") == "bye":
+        if type(message) is not dict:
+            reply, out = {"ok": False, "protocol": "request is not a JSON object"}, {}
+        elif message.get("op") == "bye":
             return
-        reply, out = handle(module, message, tensors)
+        elif message.get("op") == "load":
+            reply, out = load(files, modules, message.get("module"))
+        elif message.get("module") not in modules:
+            reply, out = {"ok": False, "protocol": f"module {message.get('module')!r} is not loaded"}, {}
+        else:
+            reply, out = handle(modules[message["module"]], message, tensors)
         channel.write({**reply, "id": message.get("id") if type(message) is dict else None}, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson-file", required=True, type=Path)
+    parser.add_argument("--lesson-file", required=True, type=Path, action="append")
     options = parser.parse_args(argv)
     channel = private_channel()
     import torch  # noqa: F401 - before the learner's import, so its cost is not the learner's
 
-    try:
-        module = load_lesson(options.lesson_file)
-    except BaseException as err:  # noqa: BLE001 - a learner's top level may raise anything, SystemExit too
-        error, tensors = describe_error(err)
-        channel.write({"op": "import_error", "error": error}, tensors)
-        return 0
-    serve(channel, module)
+    serve(channel, {path.stem: path for path in options.lesson_file})
     return 0
 
 

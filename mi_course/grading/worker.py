@@ -273,6 +273,55 @@ class GradingWorker:
 
 _worker: GradingWorker | None = None
 _worker_lock = threading.Lock()
+_leased = threading.local()  # a pool's worker this thread holds (class grading), else the shared one
+
+
+class WorkerPool:
+    """``size`` warm workers for class grading: a thread leases one per student, so students graded in
+    parallel each fork from a warm process instead of paying the imports in a fresh one."""
+
+    def __init__(self, size: int, root: str | None) -> None:
+        self.root = root
+        self._free: queue.Queue = queue.Queue()
+        self._all: list[GradingWorker] = []
+        for _ in range(size if fork_available() else 0):
+            self._add()
+
+    def _add(self) -> None:
+        worker = GradingWorker(self.root)
+        self._all.append(worker)
+        self._free.put(worker)
+
+    def lease(self):
+        """Context manager: this thread's runs go to one worker of the pool until it exits."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def leased():
+            if not self._all:  # no fork here: fresh pytest processes
+                yield None
+                return
+            worker = self._free.get()
+            if not worker.alive():  # a worker that died is replaced, never reused
+                worker = GradingWorker(self.root)
+                self._all.append(worker)
+            _leased.worker = worker
+            try:
+                yield worker
+            finally:
+                _leased.worker = None
+                self._free.put(worker)
+
+        return leased()
+
+    def close(self) -> None:
+        for worker in self._all:
+            worker.close()
+
+
+def current_worker() -> GradingWorker | None:
+    """The worker this thread's pytest runs go to: its leased one, else the course's shared one."""
+    return getattr(_leased, "worker", None) or start_worker()
 
 
 def start_worker() -> GradingWorker | None:

@@ -13,6 +13,7 @@ import torch
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
 from mi_course.grading.judge import drive
+from mi_course.grading.secret_seed import learner_seeding, run_seed
 
 LESSON = "l10_dashboards_and_steering"
 
@@ -264,7 +265,8 @@ def test_steering_hook_in_the_model_and_validation(impl):
 def oracle(model, prompt, hook_name, hook, n, max_new_tokens, seed):
     from mi_course.saes.steering import generate_with_steering
 
-    return generate_with_steering(model, prompt, hook_name, hook, n=n, max_new_tokens=max_new_tokens, seed=seed)
+    with learner_seeding():  # the course's function seeds as the learner's code did with the seed it was handed
+        return generate_with_steering(model, prompt, hook_name, hook, n=n, max_new_tokens=max_new_tokens, seed=seed)
 
 
 def unembed_push(model, word, alpha):
@@ -283,18 +285,18 @@ def _generate_pushed(impl, model, prompt, hook_name, direction, alpha, **kwargs)
 
 @pytest.mark.exercise("generate_with_steering", points=2)
 def test_generate_with_steering_is_seeded_and_matches_the_recipe(impl):
-    model = lm()
-    got = impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=5)
+    model, seed = lm(), run_seed(5)
+    got = impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=seed)
     assert isinstance(got, list) and len(got) == 4 and all(isinstance(t, str) for t in got), \
         "return a list of n strings"
     if all(t.startswith("One day") for t in got):
         pytest.fail("the texts include the prompt: return only the new tokens")
     if len(set(got)) == 1:
         pytest.fail("all continuations are the same: sample from the softmax (torch.multinomial), not argmax")
-    assert got == impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=5), \
+    assert got == impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=seed), \
         "the same seed should give the same texts"
-    assert got != impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=6)
-    expected = oracle(model, "One day", None, None, 4, 10, 5)
+    assert got != impl.generate_with_steering(model, "One day", None, None, n=4, max_new_tokens=10, seed=seed + 1)
+    expected = oracle(model, "One day", None, None, 4, 10, seed)
     assert got == expected, ("the texts differ from the recipe's: one torch.Generator seeded before the loop, "
                              "torch.multinomial(softmax of the last position's logits, 1, generator=g) per step, "
                              f"all rows at once\n got {got[:2]}\nwant {expected[:2]}")

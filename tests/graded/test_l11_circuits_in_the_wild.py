@@ -17,6 +17,7 @@ import torch
 import mi_course
 from mi_course.grading.asserts import assert_close, assert_shape, call_unmutated, expect_value_error
 from mi_course.grading.judge import drive
+from mi_course.grading.secret_seed import learner_seeding, run_seed
 
 LESSON = "l11_circuits_in_the_wild"
 
@@ -334,15 +335,16 @@ def test_causal_trace_against_the_course_and_named_mistakes(impl):
 
     model = lm()
     tokens, subject, answer = fact()
-    std = patching.default_noise_std(model)
+    std, seed = patching.default_noise_std(model), run_seed(5)
     out = call_unmutated(partial(drive, impl, _causal_trace), model, tokens, subject, answer, std, n_samples=4,
-                         seed=5)  # impl.causal_trace(...), and the hook points left hooked
+                         seed=seed)  # impl.causal_trace(...), and the hook points left hooked
     hooked, out = out["hooked"], out["out"]
     assert not hooked, "a hook is still attached after causal_trace"
     assert isinstance(out, tuple) and len(out) == 3, "return (probs, clean, corrupted)"
     probs, clean, corrupted = out
     assert_shape(probs, (model.cfg.n_layers, len(tokens)), "probs")
-    ref = patching.causal_trace(model, tokens, subject, answer, std, n_samples=4, seed=5)
+    with learner_seeding():  # the noise the learner's code drew from the seed it was handed
+        ref = patching.causal_trace(model, tokens, subject, answer, std, n_samples=4, seed=seed)
     assert abs(float(clean) - ref.clean) < 1e-4, f"clean probability {float(clean):.4f}, expected {ref.clean:.4f}"
     if abs(float(corrupted) - ref.corrupted) > 1e-4:
         pytest.fail(f"corrupted probability {float(corrupted):.4f}, expected {ref.corrupted:.4f}: noise only the "
