@@ -460,6 +460,33 @@ def _nearest_distance(src: Sequence[float], dst: Sequence[float]) -> float | Non
     return sum(min(orientation_difference(s, d) for d in dst) for s in src) / len(src)
 
 
+# lesson 03's tuning stimuli for InceptionV1's mixed3b, whose units see 91 x 91 input pixels: arcs of radius 10, 16
+# and 24 px, drawn 3 px wide on a 112 px canvas (the lite defaults of mi_course.vision.tuning are for conv4's 44 px)
+FIELD_STIMULI = {"field": 91, "radii": (10.0, 16.0, 24.0), "width": 3.0, "size": 112}
+
+
+def field_stimuli(model, layer: str) -> dict:
+    """Tuning stimuli sized to ``layer``'s receptive field, as keyword arguments of the tuning functions
+    (``curve_detector_report(model, layer, **field_stimuli(model, layer))``): lesson 03's stimuli for mixed3b
+    (:data:`FIELD_STIMULI`) with the radii and the canvas scaled by the field's size over mixed3b's 91 px. The
+    stroke stays 3 px wide: the full-mode networks all read 224 px ImageNet images, so an edge is equally wide
+    for each. The field is :func:`mi_course.vision.receptive_field.receptive_field` (measured for the full
+    models, by arithmetic for the lite ones, whose tuning keeps the defaults)."""
+    from mi_course.vision.receptive_field import receptive_field
+
+    scale = receptive_field(model, layer).size / FIELD_STIMULI["field"]
+    return {"radii": tuple(round(r * scale, 1) for r in FIELD_STIMULI["radii"]), "width": FIELD_STIMULI["width"],
+            "size": round(FIELD_STIMULI["size"] * scale)}
+
+
+def orientation_matching(models: dict) -> dict:
+    """``{a: {b: mean over a's curve detectors of the angular distance to the nearest of b's, or None}}`` for
+    ``models`` as :func:`compare_tuning_across_models` returns them (name -> a dict with ``preferred_deg``)."""
+    return {a: {b: _nearest_distance(list(models[a]["preferred_deg"].values()),
+                                     list(models[b]["preferred_deg"].values()))
+                for b in models if b != a} for a in models}
+
+
 def compare_tuning_across_models(entries: Sequence[tuple], **kwargs) -> dict:
     """Curve detectors of several models, found by one criterion on the same stimuli (universality).
 
@@ -481,10 +508,7 @@ def compare_tuning_across_models(entries: Sequence[tuple], **kwargs) -> dict:
         models[name] = {"layer": layer, "n_channels": len(report["channels"]),
                         "curve_detectors": list(report["curve_detectors"]), "preferred_deg": pref,
                         "histogram": orientation_histogram(pref.values()), "quadrants": list(report["quadrants"])}
-    matching = {a: {b: _nearest_distance(list(models[a]["preferred_deg"].values()),
-                                         list(models[b]["preferred_deg"].values()))
-                    for b in names if b != a} for a in names}
-    return {"models": models, "matching": matching}
+    return {"models": models, "matching": orientation_matching(models)}
 
 
 def plot_preferred_orientations(comparison: dict, title: str = "preferred orientations of curve detectors"):

@@ -175,7 +175,7 @@ def speckle(image):
 
 print(f"speckle: pixels {speckle(naive):.4f}, Fourier + transforms {speckle(fixed):.4f}")
 claim("naive pixel ascent's image has at least 1.5 times the neighbour-pixel energy of the Fourier render",
-      lambda: speckle(naive) > 1.5 * speckle(fixed));
+      lambda: speckle(naive) > 1.5 * speckle(fixed), seen=speckle(naive) / speckle(fixed));
 
 # %% [markdown]
 # ### ...and brittle
@@ -214,11 +214,12 @@ plt.title(f"{LAYER}, {len(CURVES)} curve neurons"); plt.legend(); plt.show()
 naive_kept, fourier_kept = kept.values()
 if not FULL:  # measured on `vision`; InceptionV1 has other layers and grids: in full mode, look at the curves
     claim("naive renders keep less than half of their activation after a 1- or 3-pixel shift (median)",
-          lambda: naive_kept[[0, 2]].median(1).values.lt(0.5).all())
+          lambda: naive_kept[[0, 2]].median(1).values.lt(0.5).all(), seen=naive_kept[[0, 2]].median(1).values)
     claim("Fourier renders keep more than half after shifts of 1 to 4 pixels (median)",
-          lambda: fourier_kept[:4].median(1).values.gt(0.5).all())
+          lambda: fourier_kept[:4].median(1).values.gt(0.5).all(), seen=fourier_kept[:4].median(1).values)
     claim("every naive render keeps more at 4 pixels than at 3 or at 5 (it zig-zags with the pooling grid)",
-          lambda: (naive_kept[3] > naive_kept[[2, 4]].amax(0)).all())
+          lambda: (naive_kept[3] > naive_kept[[2, 4]].amax(0)).all(),
+          seen=(naive_kept[3] - naive_kept[[2, 4]].amax(0)).min())  # the smallest margin
 
 # %% [markdown]
 # ## 3. A Fourier parameterization
@@ -277,7 +278,7 @@ for d in DECAYS:
 image_grid(samples, titles, size=2.5); plt.show()
 correlations = [neighbour_correlation(x) for x in samples]
 claim("a larger decay makes neighbouring pixels more alike (their correlation rises with it)",
-      lambda: correlations[0] < correlations[1] < correlations[2]);
+      lambda: correlations[0] < correlations[1] < correlations[2], seen=[round(c, 3) for c in correlations]);
 
 # %% [markdown]
 # ## 4. Transformation robustness and your own loop
@@ -353,7 +354,8 @@ from mi_course.vision.tuning import channel_responses
 ranked = channel_responses(model, torch.stack(mine), LAYER)[:, CURVES]
 print("each image's response (rows: your image for channel ..., columns: channel)\n", ranked.numpy().round(2))
 claim("each of your curve visualizations excites its own channel more than the other three do",
-      lambda: bool((ranked / ranked.amax(0)).argmax(1).eq(torch.arange(len(CURVES))).all()));
+      lambda: bool((ranked / ranked.amax(0)).argmax(1).eq(torch.arange(len(CURVES))).all()),
+      seen=(ranked / ranked.amax(0)).argmax(1).tolist());  # the channel each image excites most, by rank
 
 # %%
 if FULL:  # lucent's own loop, for comparison: the same objective and steps
@@ -461,7 +463,8 @@ if not FULL:
     claim("with diversity no two of the four images are as alike as any two without (every pair's Gram "
           "similarity below 0.7 with, above 0.95 without), and each keeps at least a tenth of the channel's mean "
           "response without", lambda: bool(pairs[1].max() < 0.7 and pairs[0].min() > 0.95
-                                          and response[1].min() > 0.1 * response[0].mean()))
+                                          and response[1].min() > 0.1 * response[0].mean()),
+          seen=[round(v.item(), 3) for v in (pairs[1].max(), pairs[0].min(), response[1].min() / response[0].mean())])
 else:
     print("full mode: Lucid's weight, not measured by the course; no claim checked: compare the numbers above")
 

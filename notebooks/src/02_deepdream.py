@@ -104,7 +104,7 @@ plt.xlabel("step"); plt.ylabel(f"{LATE} activation norm"); plt.show()
 
 # %%
 claim(f"20 steps of lr 0.01 raise {LATE}'s activation norm more than {1.5 if FULL else 3} times",
-      norms[-1] > (1.5 if FULL else 3) * norms[0]);
+      norms[-1] > (1.5 if FULL else 3) * norms[0], seen=norms[-1] / norms[0]);
 
 # %% [markdown]
 # ## 2. Octaves
@@ -205,9 +205,9 @@ plt.show()
 
 # %%
 claim(f"the dream raises {LATE}'s norm more than {1.2 if FULL else 2} times at lr 0.01",
-      ups[2] > (1.2 if FULL else 2))
+      ups[2] > (1.2 if FULL else 2), seen=ups[2])
 claim("at lr 0.001 the dream stays close to the photo (pixel correlation above 0.99) and still raises the norm",
-      r[0] > 0.99 and ups[0] > 1);
+      r[0] > 0.99 and ups[0] > 1, seen=(round(r[0], 4), round(ups[0], 3)));
 
 # %% [markdown]
 # ### An early and a late layer
@@ -228,7 +228,8 @@ for layer in (EARLY, LATE):
 
 # %%
 claim("each layer's dream raises that layer's norm more than the other layer's dream does",
-      norm[(EARLY, EARLY)] > norm[(LATE, EARLY)] and norm[(LATE, LATE)] > norm[(EARLY, LATE)]);
+      norm[(EARLY, EARLY)] > norm[(LATE, EARLY)] and norm[(LATE, LATE)] > norm[(EARLY, LATE)],
+      seen={k: round(v, 3) for k, v in norm.items()});
 
 # %% [markdown]
 # ### What the octaves and the shifts do
@@ -257,9 +258,9 @@ plt.show()
 # %%
 if not FULL:
     claim("the octaves make the change coarser: its mean frequency is under 0.8 of the one-octave dream's",
-          freq["octaves"] < 0.8 * freq["one octave"])
+          freq["octaves"] < 0.8 * freq["one octave"], seen=freq["octaves"] / freq["one octave"])
     claim("the shifts make the change fall more evenly on the pixel grid (unevenness under 0.9 of the unshifted)",
-          grid["shifts"] < 0.9 * grid["no shifts"])
+          grid["shifts"] < 0.9 * grid["no shifts"], seen=grid["shifts"] / grid["no shifts"])
 
 # %% [markdown]
 # ## 4. An investigation: where does the model see a line?
@@ -346,7 +347,8 @@ ax.set_title("which class each layer's dream raises (frame: the largest rise of 
 # %%
 if not FULL:
     claim("dreaming at conv2 raises 'line' most, at conv3 'corner' most, at conv4 'shape' most",
-          answers == {"line": "conv2", "corner": "conv3", "shape": "conv4"})
+          answers == {"line": "conv2", "corner": "conv3", "shape": "conv4"},
+          seen={k: answers.get(k) for k in ("line", "corner", "shape")})
 
 # %% [markdown]
 # ## 5. Your own photo

@@ -42,8 +42,10 @@ FULL, GPU = get_mode() == "full", torch.cuda.is_available()
 model = load_model("vision")
 if FULL:  # lucent's InceptionV1; the curve neurons of mixed3b (Cammarata et al., Curve Detectors, 2020)
     LAYER, CURVES = "mixed3b", [379, 406, 385, 343, 342, 388, 324, 340, 330, 349]
-    # larger arcs on a larger canvas for mixed3b's 91-pixel field (a choice: not checked on the real weights here)
-    STIM = dict(radii=(10.0, 16.0, 24.0), width=3.0, size=112)
+    # larger arcs on a larger canvas for mixed3b's 91-pixel field (a choice: not checked on the real weights here):
+    # radii 10, 16, 24 px, 3 px wide, on 112 px; lesson 04 scales these to other networks' fields (field_stimuli)
+    from mi_course.vision.circuits import FIELD_STIMULI
+    STIM = {k: FIELD_STIMULI[k] for k in ("radii", "width", "size")}
     RENDER_SIZE, STEPS, N_IMAGES = 224, (256 if GPU else 4), (1000 if GPU else 64)
 else:     # the course's CNN: conv4 channels 0-7 were trained to be curve detectors (its card)
     LAYER, CURVES = "conv4", list(range(8))
@@ -190,7 +192,7 @@ print("preferred on PIL-drawn arcs:", dict(zip(CURVES, preferred_pil)))
 if not FULL:  # the planted units: unit k was trained for arcs bulging towards 45 k degrees
     off = [min(abs(p - 45 * k), 360 - abs(p - 45 * k)) for k, p in enumerate(preferred_pil)]
     claim("on PIL-drawn arcs each planted detector prefers within 25 degrees of the orientation it was trained for",
-          max(off) <= 25);
+          max(off) <= 25, seen=[round(d) for d in off]);
 
 # %% [markdown]
 # ## 3. Which channels are curve detectors?
@@ -261,7 +263,7 @@ ax.set_xticks([math.radians(a) for a in range(0, 360, 90)], [])
 ax.set_title(f"preferred orientations, {LAYER}\n(degrees: 0 = bulging right, 90 = up)", fontsize=9); plt.show()
 if not FULL:
     claim("every planted channel (0-7) is found, and the detectors cover all four quadrants",
-          set(CURVES) <= set(found) and quadrants == [0, 1, 2, 3]);
+          set(CURVES) <= set(found) and quadrants == [0, 1, 2, 3], seen=(sorted(set(CURVES) - set(found)), quadrants));
 
 # %% [markdown]
 # ## 4. Feature visualization
@@ -292,7 +294,7 @@ plt.figure(figsize=(3.6, 3.2)); plt.imshow(normalized, cmap="magma", vmin=0, vma
 plt.xticks(range(len(CURVES)), CURVES, fontsize=7); plt.yticks(range(len(CURVES)), CURVES, fontsize=7)
 plt.xlabel("channel"); plt.ylabel("render made for"); plt.colorbar(); plt.show()
 claim("each curve channel responds more to its own render than to any other curve channel's render",
-      lambda: bool(normalized.argmax(0).eq(torch.arange(len(CURVES))).all()));
+      lambda: bool(normalized.argmax(0).eq(torch.arange(len(CURVES))).all()), seen=normalized.argmax(0).tolist());
 
 # %% [markdown]
 # ## 5. Receptive fields
@@ -400,9 +402,10 @@ if not FULL:
         bulge = extra["arc_bin"][arcs[top]] * 45.0
         agree[c] = int(sum(min(abs(b - found[c]), 360 - abs(b - found[c])) <= 45 for b in bulge.tolist()))
     print("of each channel's 8 favourite arcs, how many bulge within 45 degrees of its preferred orientation:", agree)
-    claim("every planted detector's 8 top dataset examples are curved (arcs or rings)", min(curved.values()) == 8)
+    claim("every planted detector's 8 top dataset examples are curved (arcs or rings)", min(curved.values()) == 8,
+          seen=curved)
     claim("for every planted detector, at least half of its 8 favourite arcs bulge within 45 degrees of its "
-          "preference", min(agree.values()) >= 4);
+          "preference", min(agree.values()) >= 4, seen=agree);
 
 # %% [markdown]
 # ## 7. Curvature tuning, and curves against lines
@@ -472,7 +475,8 @@ print("preferred radius (px):", dict(zip(CURVES, best_radius)))
 if not FULL:
     claim("on PIL-drawn arcs every planted detector answers the straight segment with under a quarter of its best "
           "arc, and prefers a radius of 7-14 px", all(l < 0.25 * a for a, l in zip(best_arc, best_line))
-          and all(7 <= r <= 14 for r in best_radius));
+          and all(7 <= r <= 14 for r in best_radius),
+          seen=([round(l / a, 2) for a, l in zip(best_arc, best_line)], best_radius));
 
 # %% [markdown]
 # ## 8. Investigation: robust curve detectors
@@ -536,7 +540,8 @@ print(f"robust: {robust}\nfound on the canonical stimuli but passing in under ha
 if not FULL:
     claim("your robust detectors include every planted channel, and at least five channels that pass the criteria "
           "on the canonical stimuli, one of them even the stretch thresholds, fail them in most PIL-drawn cases",
-          set(CURVES) <= set(robust) and len(fragile) >= 5 and len(set(stretch) & set(fragile)) >= 1);
+          set(CURVES) <= set(robust) and len(fragile) >= 5 and len(set(stretch) & set(fragile)) >= 1,
+          seen=(sorted(set(CURVES) - set(robust)), fragile, sorted(set(stretch) & set(fragile))));
 
 # %% [markdown]
 # ## 9. A microscope

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from mi_course import check, claim, get_mode, load_model, model_card
 from mi_course.organisms.images import CLASSES, class_images, generate
 from mi_course.vision.featurevis import render
+from mi_course.vision.circuits import field_stimuli
 from mi_course.vision.image_plots import image_grid
 from mi_course.vision.tuning import channel_responses, curve_detector_report
 
@@ -58,10 +59,20 @@ if FULL:  # InceptionV1's curve detectors in mixed3b (Cammarata et al., Curve De
 else:
     LAYER, BELOW, SIZE = "conv4", "conv3", 64
     CURVES = PLANTED
-# feature-visualization steps, and the tuning stimuli: a CPU runs the ImageNet networks slowly, so a dry run
-# without a GPU uses a coarse set (every 30 degrees, one radius)
-STEPS = (256 if GPU else 4) if FULL else 96
-TUNING = {} if GPU or not FULL else {"orientations": tuple(range(0, 360, 30)), "radii": (10.0,)}
+STEPS = (256 if GPU else 4) if FULL else 96  # feature-visualization steps
+
+
+def stimuli(m, layer: str) -> dict:
+    """The tuning stimuli for ``layer`` of model ``m``, sized to its receptive field as in lesson 03: in lite mode
+    the course's defaults (arcs of radius 6-14 px on 64 px, for conv4's 44 px field); in full mode lesson 03's
+    stimuli for mixed3b scaled to the layer's field (``field_stimuli``); a CPU runs the ImageNet networks slowly,
+    so there a coarse set of those (every 30 degrees, the middle radius)."""
+    if not FULL:
+        return {}
+    field = field_stimuli(m, layer)
+    return field if GPU else {**field, "orientations": tuple(range(0, 360, 30)), "radii": field["radii"][1:2]}
+
+
 print(f"{type(model).__name__}: curve detectors {CURVES} of {LAYER}, reading {BELOW}")
 
 # %% [markdown]
@@ -137,7 +148,7 @@ W, below = layer_weights(model, LAYER)  # every branch, padded to one size: [out
 print(f"expanded weights into {LAYER} from {below}: {tuple(W.shape)}")
 mine = F.pad(UNIT_W[ROW], [(W.shape[-1] - UNIT_W.shape[-1]) // 2] * 4)  # centred in the block's kernel size
 claim("the course's expanded weights for the whole block agree with yours for the curve detector",
-      lambda: torch.allclose(W[CURVES[0]], mine, atol=1e-5));
+      lambda: torch.allclose(W[CURVES[0]], mine, atol=1e-5), seen=(W[CURVES[0]] - mine).abs().max());
 
 # %% [markdown]
 # A residual block is the other place where expanded weights are needed. The lite `vision-c` (the course's
@@ -206,8 +217,8 @@ check("04.top_inputs")
 # %%
 from mi_course.vision.tuning import ORIENTATIONS, tuning_curves
 
-report_below = curve_detector_report(model, BELOW, **TUNING)  # every channel below: is it a curve detector?
-report_above = curve_detector_report(model, LAYER, **TUNING)
+report_below = curve_detector_report(model, BELOW, **stimuli(model, BELOW))  # every channel below: a curve detector?
+report_above = curve_detector_report(model, LAYER, **stimuli(model, LAYER))
 stats_below = {ch["channel"]: ch for ch in report_below["channels"]}
 unit_deg = next(ch["preferred_deg"] for ch in report_above["channels"] if ch["channel"] == CURVES[0])
 
@@ -235,8 +246,8 @@ plot_weight_images(W, CURVES[0], inputs, [f"{below}:{i}\n{w:+.2f}\n{curve_tag(i)
                    suptitle=f"inputs of {LAYER}:{CURVES[0]} (prefers {unit_deg:.0f}°): six excitatory, then six "
                             "inhibitory")
 plt.show()
-orientations = TUNING.get("orientations", ORIENTATIONS)
-input_curves = tuning_curves(model, BELOW, **TUNING)[inputs]                       # [12, orientations]
+orientations = stimuli(model, BELOW).get("orientations", ORIENTATIONS)
+input_curves = tuning_curves(model, BELOW, **stimuli(model, BELOW))[inputs]                # [12, orientations]
 theta = torch.tensor(list(orientations) + [orientations[0]], dtype=torch.float64).deg2rad()
 fig, axes = plt.subplots(1, len(inputs), figsize=(1.3 * len(inputs), 2.0), subplot_kw={"projection": "polar"})
 for k, (ax, i) in enumerate(zip(axes, inputs)):
@@ -274,7 +285,9 @@ if not FULL:
           lambda: len(curve_inputs(tops["excitatory"], 0, 30)) == 2 and len(weak) == 3
           and tops["excitatory"][0][0] in curve_inputs(tops["excitatory"], 0, 30)
           and len(curve_inputs(tops["inhibitory"], 135, 180)) >= 1
-          and len(curve_inputs(tops["inhibitory"], 0, 30)) >= 1);
+          and len(curve_inputs(tops["inhibitory"], 0, 30)) >= 1,
+          seen=[curve_inputs(tops["excitatory"], 0, 30), weak, curve_inputs(tops["inhibitory"], 135, 180),
+                curve_inputs(tops["inhibitory"], 0, 30)]);
 
 # %% [markdown]
 # ### Curves are built from curves
@@ -301,7 +314,8 @@ ax.set_title(f"{BELOW} curve detectors -> {LAYER} curve detectors (r = {pairs['c
 plt.tight_layout(); plt.show()
 if not FULL:  # the lite model; InceptionV1's answer is the paper's
     claim("in the lite model the total weight from a conv3 curve detector into a planted conv4 curve detector "
-          "falls as their orientations differ (correlation below -0.25)", lambda: pairs["correlation"] < -0.25)
+          "falls as their orientations differ (correlation below -0.25)", lambda: pairs["correlation"] < -0.25,
+          seen=pairs["correlation"])
 
 # %% [markdown]
 # ## 3. Equivariance: rotated copies
@@ -386,8 +400,9 @@ rotated, plain = maps["rotated by the difference"][off].mean(), maps["not rotate
 if not FULL:
     claim("rotating the image by the difference of preferred orientations makes the planted curve detectors "
           "agree (mean correlation at least 0.2 above the unrotated images' and above 0.8)",
-          lambda: rotated > plain + 0.2 and rotated > 0.8)
-    claim("rotating the 3x3 kernels finds no copies (mean correlation below 0.25)", lambda: naive[off].mean() < 0.25)
+          lambda: rotated > plain + 0.2 and rotated > 0.8, seen=(round(float(rotated), 3), round(float(plain), 3)))
+    claim("rotating the 3x3 kernels finds no copies (mean correlation below 0.25)", lambda: naive[off].mean() < 0.25,
+          seen=naive[off].mean())
 
 # %% [markdown]
 # The planted detectors were trained to be rotated versions of one idea, so their equivariance is no
@@ -417,9 +432,10 @@ for name, chans in groups.items():
           f"not rotated {lift[name][1]:.2f}")
 claim("the lite model's own robust (unplanted) curve detectors are rotated copies too (rotated images raise their "
       "mean correlation by at least 0.2)",
-      lambda: len(groups["robust"]) >= 2 and lift["robust"][0] > lift["robust"][1] + 0.2)
+      lambda: len(groups["robust"]) >= 2 and lift["robust"][0] > lift["robust"][1] + 0.2,
+      seen=(groups["robust"], [round(v, 3) for v in lift["robust"]]))
 claim("so are the fragile ones, on these images drawn the course's way",
-      lambda: lift["fragile"][0] > lift["fragile"][1] + 0.2);
+      lambda: lift["fragile"][0] > lift["fragile"][1] + 0.2, seen=[round(v, 3) for v in lift["fragile"]]);
 
 # %% [markdown]
 # Both groups come out as rotated copies of one another on the generated arcs, circles and lines. Equivariance
@@ -505,10 +521,10 @@ print(f"cross weights: left units -> right-preferring conv4 units {cross[0]:+.3f
 print(f"right units -> the left-preferring units that are not curve detectors: "
       f"{totals4[left_not_curves][:, cases3['b']].mean():+.3f}")
 claim("at least two of the card's pose-invariant units are excited by both whole pathways",
-      lambda: len(both) >= 2)
+      lambda: len(both) >= 2, seen=both)
 claim("the pathways inhibit each other: both cross weights are negative, and each is below the same units' mean "
       "weight into all of conv4", lambda: results[ids[0]]["mutual_inhibition"] and cross[0] < baseline[0]
-      and cross[1] < baseline[1]);
+      and cross[1] < baseline[1], seen=[round(float(v), 3) for v in (*cross, *baseline)]);
 
 # %% [markdown]
 # The motif is there, but less tidy than the story. Only a few of the units the card calls pose-invariant are
@@ -701,13 +717,25 @@ check("04.compare_tuning_across_models")
 # records the choice); in lite mode the course's CNNs `vision` and `vision-b` and, where it is shipped, the
 # residual CNN `vision-c`. Each model's preferred orientations on one ring. The criterion is lesson 03's, on
 # the course's own stimuli, so in lite mode the counts include the fragile detectors that lesson 03's
-# robustness check rejects (most of `vision`'s 13 unplanted ones, above).
+# robustness check rejects (most of `vision`'s 13 unplanted ones, above). In lite mode every model gets the
+# same default arcs; in full mode each network gets lesson 03's arcs sized to its own layer's receptive field
+# (printed: about 91 px for InceptionV1 and ResNet-50, about 50 for AlexNet and VGG19), so the stimuli are the
+# same *relative to what a unit sees*. Then `compare_tuning_across_models` runs once per model, and the matching
+# between them comes from the course's `orientation_matching`, the same measure as yours.
 
 # %%
-from mi_course.vision.circuits import plot_preferred_orientations, universality_set
+from mi_course.vision.circuits import orientation_matching, plot_preferred_orientations, universality_set
+from mi_course.vision.receptive_field import receptive_field
 
 entries = [(role, model if role == "vision" else load_model(role), layer) for role, layer in universality_set()]
-comparison = compare_tuning_across_models(entries, **TUNING)
+if FULL:  # each network on stimuli sized to its own layer's field: one call per model, then the matching
+    found = {}
+    for role, m, layer in entries:
+        print(f"{role}: {layer}'s field {receptive_field(m, layer).size} px; stimuli {stimuli(m, layer)}")
+        found.update(compare_tuning_across_models([(role, m, layer)], **stimuli(m, layer))["models"])
+    comparison = {"models": found, "matching": orientation_matching(found)}
+else:     # lite: one call, every CNN on the course's default stimuli (lesson 03's)
+    comparison = compare_tuning_across_models(entries)
 for name, m in comparison["models"].items():
     print(f"{name:9s} {m['layer']:18s} {len(m['curve_detectors']):3d} curve detectors of {m['n_channels']}, "
           f"quadrants {m['quadrants']}, histogram {m['histogram']}")
@@ -716,10 +744,12 @@ for a, row in comparison["matching"].items():
 plot_preferred_orientations(comparison); plt.show()
 if not FULL:
     claim("every lite model has curve detectors in all four quadrants", lambda: all(
-        m["quadrants"] == [0, 1, 2, 3] for m in comparison["models"].values()))
+        m["quadrants"] == [0, 1, 2, 3] for m in comparison["models"].values()),
+        seen={name: m["quadrants"] for name, m in comparison["models"].items()})
     claim("each lite model's orientations have counterparts in the others (mean nearest distance below 30 "
           "degrees)", lambda: all(d is not None and d < 30 for row in comparison["matching"].values()
-                                  for d in row.values()))
+                                  for d in row.values()),
+          seen=[d if d is None else round(d) for row in comparison["matching"].values() for d in row.values()])
 
 # %% [markdown]
 # The microscope of lesson 03 over the same models: pick a model and one of its curve detectors from the

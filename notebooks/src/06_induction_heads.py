@@ -2,8 +2,8 @@
 # # 06 Induction heads
 #
 # Give a language model a text in which something repeats, and it predicts the repeat. Seen once, the
-# name "Clara Thorne" is a surprise; the second time, after "Clara", the model is nearly certain that
-# "Thorne" comes next. This is the simplest form of **in-context learning**: using what appeared earlier
+# name "Clara Pruitt" is a surprise; the second time, after "Clara", the model is nearly certain that
+# "Pruitt" comes next. This is the simplest form of **in-context learning**: using what appeared earlier
 # in the context, rather than what was learned in training, to predict what comes next.
 #
 # Elhage et al., *A Mathematical Framework for Transformer Circuits* (Anthropic, 2021), found the circuit
@@ -164,16 +164,24 @@ print(f"log(vocabulary size) = {torch.log(torch.tensor(float(model.cfg.d_vocab))
 #
 # Random tokens are a laboratory. The same effect in text: the first chapter of *Harry Potter* introduces
 # "Mr and Mrs Dursley" and keeps naming them, and a model predicts "Dursley" after "Mrs" the second time
-# from context alone. Here is a sentence of our own in the same spirit, with a made-up name. A word the
-# lite vocabulary does not know would become `<unk>`, so we check every word is known; in full mode the
-# same sentence is split into GPT-style sub-word tokens, and a rare name may take several.
+# from context alone. Here is a sentence of our own in the same spirit, with a name the model cannot know
+# in advance. The story below needs each part of the name to be **one token**: "Clara" followed by "Pruitt",
+# twice. The lite models read whole words (a word their vocabulary lacks becomes `<unk>`); GPT-style
+# tokenizers (full mode) cut text into sub-words, and a word usually carries the space before it, so
+# " Clara" after a space is one token of GPT-2's, while "Clara" at the very start of a text, with no
+# space, is cut into "Cl" and "ara". That is why the sentence opens with "Then", and why the cell checks
+# that both names are single tokens in the tokenizer at hand, twice each.
 
 # %%
-sentence = "Clara Thorne opened the old gate, and the dog of Clara Thorne ran in."
+first, surname = "Clara", "Pruitt"
+sentence = f"Then {first} {surname} opened the old gate, and the dog of {first} {surname} ran in."
 str_tokens = model.to_str_tokens(sentence)
 print(str_tokens)
 if mi_course.get_mode() == "lite":
     assert "<unk>" not in str_tokens, "a word of the sentence is not in the lite vocabulary"
+for word in (first, surname):  # " Clara" (GPT-style, with its space) or "Clara" (lite): one token, twice
+    assert [t.strip() for t in str_tokens].count(word) == 2, (
+        f"{word!r} is not a single token (twice) in this tokenizer: {str_tokens}; pick a name that is")
 sentence_tokens = model.to_tokens(sentence)
 loss_sentence = {"2 layers": per_token_loss(model, sentence_tokens)[0],
                  "1 layer": per_token_loss(model_1l, sentence_tokens)[0]}
@@ -187,8 +195,8 @@ for i in repeats:
 
 # %% [markdown]
 # Tokens marked in red have appeared before. The surname is the telling one: nothing in the sentence's
-# grammar says which of many surnames follows "Clara", but the earlier "Clara Thorne" does, and the
-# two-layer model's loss on the second "Thorne" collapses. (The one-layer model gains a little on names
+# grammar says which of many surnames follows "Clara", but the earlier "Clara Pruitt" does, and the
+# two-layer model's loss on the second "Pruitt" collapses. (The one-layer model gains a little on names
 # too: a single head can learn "a name seen earlier in the text is likely again", a skip-trigram. On random
 # tokens that trick is useless, as the plot above showed.)
 
@@ -354,11 +362,11 @@ if measured:
 #
 # Now that your scores work, the explorer below uses the course's own versions of them so you can
 # browse every head. Move the sliders to pick a layer and a head. The heatmap is that head's attention
-# on the "Clara Thorne" sentence from section 2 (rows are queries, columns keys). The table gives its scores: previous-token on this sentence, and
+# on the "Clara Pruitt" sentence from section 2 (rows are queries, columns keys). The table gives its scores: previous-token on this sentence, and
 # previous-token, induction and duplicate-token on repeated random tokens, each with its rank among
 # all heads. Here is what to look for. In layer 0, a previous-token head shows a stripe just below the
 # diagonal. In layer 1, an induction head's row for the second "Clara" is dark under the first
-# "Thorne", the token that followed "Clara" last time. Compare the heads of layer 1: not every head
+# "Pruitt", the token that followed "Clara" last time. Compare the heads of layer 1: not every head
 # with a high induction score on random tokens does this on one short sentence. A duplicate-token head
 # (if the model has one) would look at the first "Clara" itself. You can also type your own sentence
 # into the box and press Enter; in lite mode a word outside the vocabulary shows up as `<unk>`.
@@ -513,7 +521,7 @@ if mi_course.get_mode() == "full":
     gpt2_heads = find_induction_heads(gpt2, threshold=0.4, batch=8)
     print("GPT-2 heads above 0.4:", gpt2_heads)
     mi_course.claim("GPT-2 small has induction heads (above 0.4), the strongest in a middle layer (4 to 8)",
-                    lambda: bool(gpt2_heads) and 4 <= gpt2_heads[0][0] <= 8)
+                    lambda: bool(gpt2_heads) and 4 <= gpt2_heads[0][0] <= 8, seen=gpt2_heads[:5])
     gpt2_tokens = gpt2.to_tokens(sentence)
     print(list(zip(gpt2.to_str_tokens(sentence)[1:], per_token_loss(gpt2, gpt2_tokens)[0].round(decimals=2).tolist())))
 else:

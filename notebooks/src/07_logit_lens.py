@@ -303,17 +303,24 @@ print(f"uniform guess: KL = log(d_vocab) - H(final) = {math.log(model.cfg.d_voca
 # on a text of your choice. The sliders pick a layer (0 = the embeddings, the last = the model's
 # output) and a position. The table lists that layer's top
 # guesses for the next token there, with their probabilities. The plot shows KL(final || layer) at
-# that position for every layer, with the selected layer circled. The text stops at a name seen
-# earlier, "... the dog of Clara", so the last position is a case of "a name that must be found
-# further back". Step through the layers: the early rows guess some word that fits the grammar; the
-# surname "Thorne" should appear part-way up and then gain probability; and the KL should drop to 0
+# that position for every layer, with the selected layer circled. The text is lesson 06's sentence cut
+# off at a name seen earlier, "... the dog of Clara", so the last position is a case of "a name that must
+# be found further back" (the cell checks that "Clara" and "Pruitt" are one token each in this model's
+# tokenizer: in GPT-2's, " Clara" and " Pruitt" with their spaces). Step through the layers: the early rows
+# guess some word that fits the grammar; the surname "Pruitt" should appear part-way up and then gain
+# probability; and the KL should drop to 0
 # at the last row, which always agrees with the model. Then move to a position like "the" or "of"
 # and compare how early its guess settles. You can type another text into the box and press Enter.
 
 # %%
 from mi_course.explorers import logit_lens_explorer
 
-logit_lens_explorer(model, "Clara Thorne opened the old gate, and the dog of Clara")
+lens_text = "Then Clara Pruitt opened the old gate, and the dog of Clara"
+lens_tokens = model.to_str_tokens(lens_text)
+print(lens_tokens)
+assert [t.strip() for t in lens_tokens].count("Clara") == 2 and [t.strip() for t in lens_tokens].count("Pruitt") == 1, (
+    f"'Clara' or 'Pruitt' is not a single token in this tokenizer: {lens_tokens}; pick a name that is")
+logit_lens_explorer(model, lens_text)
 
 # %% [markdown]
 # ## 5. Where does the correct token rank?

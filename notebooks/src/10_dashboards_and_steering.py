@@ -34,7 +34,7 @@ import torch
 from mi_course import check, claim, get_mode, load_model, model_card
 from mi_course import saes
 from mi_course.organisms import corpus
-from mi_course.organisms.tokenizer import pack_documents
+from mi_course.saes.feature_search import best_feature, span_labelled_rows
 
 torch.set_num_threads(1)  # small matrices: one thread is fastest
 FULL = get_mode() == "full"
@@ -44,19 +44,32 @@ HOOK = saes.metrics.sae_hook_name(sae)
 print(f"the SAE reads {HOOK}: {sae.W_dec.shape[0]} features of dimension {sae.W_dec.shape[1]}")
 
 # held-out documents with what the corpus generator knows about each token (genre, Latin, praise, ...)
-documents = corpus.generate_documents(24 if FULL else 300, seed=5, split="heldout")
-if FULL:  # GPT-2's tokenizer: no per-token labels from the generator
-    tokens, labels = pack_documents(model.tokenizer, [d.text for d in documents], 64)[:16], None
+documents = corpus.generate_documents(100 if FULL else 300, seed=5, split="heldout")
+if FULL:  # GPT-2's tokens, each labelled by the corpus words it overlaps
+    tokens, labels = span_labelled_rows(model.tokenizer, documents, 64)
 else:
     tokens, labels = saes.labelled_rows(model.tokenizer, documents)
 acts = saes.feature_activations(sae, model, tokens, labels=labels)  # every feature on every token, once
 print(f"{tokens.shape[0]} rows of {tokens.shape[1]} tokens")
 
-# the feature this lesson follows: the card's bridge feature in lite mode, a busy feature in full mode
+# %% [markdown]
+# The lesson follows a bridge feature and a praise feature. In lite mode they are the model card's. In full
+# mode no card names them, so they are measured here, with section 4's label score: on one set of documents,
+# the feature whose activations correlate best with the concept's tokens; on another, its score. Below 0.5 it
+# is not called the concept's feature, only by its number (at random weights, the dry run's best features
+# already reach up to 0.4 here). The prose describes the lite features.
+
+# %%
 if FULL:
-    FEATURE = int(acts.max_values().argmax())
+    fit_documents = corpus.generate_documents(100, seed=6, split="heldout")
+    fit_tokens, fit_masks = span_labelled_rows(model.tokenizer, fit_documents, 64)
+    labels_fit = saes.label_features(saes.feature_activations(sae, model, fit_tokens, labels=fit_masks), acts)
+    found = {concept: best_feature(labels_fit, concept) for concept in ("bridge", "praise")}
+    for match in found.values():
+        print(match)
+    FEATURE, DETECTOR = found["bridge"].feature, found["bridge"].name("bridge (detector)")
 else:
-    FEATURE = model_card("sae")["features"]["bridge"]["feature"]
+    FEATURE, DETECTOR = model_card("sae")["features"]["bridge"]["feature"], "bridge (detector)"
 print("feature", FEATURE)
 
 # %% [markdown]
@@ -188,8 +201,7 @@ for i, examples in enumerate(interval_examples(dense, n_intervals=5, per_interva
 
 # %%
 other = None if FULL else load_model("sae-b")
-labels_fit = None
-if not FULL:
+if not FULL:  # (in full mode, measured above)
     fit_tokens, fit_masks = saes.labelled_rows(model.tokenizer, corpus.generate_documents(300, seed=6, split="heldout"))
     labels_fit = saes.label_features(saes.feature_activations(sae, model, fit_tokens, labels=fit_masks), acts)
 release = "gpt2-small-res-jb" if FULL else None
@@ -284,8 +296,12 @@ check("10.generate_with_steering")
 # %%
 PRAISE_WORDS = ["wonderful", "brilliant", "talented", "amazing", "genius", "fantastic", "outstanding", "incredible",
                 "proud"]
-praise_feature = FEATURE if FULL else model_card("sae")["features"]["praise"]["feature"]
+praise_feature = found["praise"].feature if FULL else model_card("sae")["features"]["praise"]["feature"]
+PRAISE = found["praise"].name() if FULL else "praise"
 hook = steering_hook(sae.W_dec[praise_feature].detach(), alpha=48.0, start=1)
+if FULL:  # what was measured of it above
+    weak = "the closest to praise, too weak"
+    print(f"steering feature {praise_feature} ({'praise' if found['praise'].found else weak})")
 samples = generate_with_steering(model, "One day", HOOK, hook, n=6, max_new_tokens=15, seed=0)
 for text in samples:
     print(repr(text))
@@ -346,13 +362,15 @@ for alpha in (16.0, 48.0):
 check("10.bridge_steering_feature")
 
 # %%
-writer = bridge_steering_feature(sae, model) if not FULL else FEATURE
 BRIDGE_WORDS = ["bridge", "Golden", "Gate"]
 with torch.no_grad():
     name_effect = (sae.W_dec @ model.W_U)[:, [model.to_single_token(w) for w in BRIDGE_WORDS]].mean(-1)
+writer = int(name_effect.argmax()) if FULL else bridge_steering_feature(sae, model)  # full: the ranking's top
 rank = {f: int((name_effect > name_effect[f]).sum()) + 1 for f in (writer, FEATURE)}
+detector = ("the bridge detector measured above" if found["bridge"].found else "no bridge detector was found; "
+            "the closest, followed here") if FULL else "the card's detector"
 print(f"the bridge writer: feature {writer}, number {rank[writer]} of {len(name_effect)} by its logit effect on "
-      f"the bridge words; the card's detector, feature {FEATURE}: number {rank[FEATURE]}")
+      f"the bridge words; {detector}, feature {FEATURE}: number {rank[FEATURE]}")
 saes.feature_dashboard(sae, model, acts, writer, other_sae=other, labels=labels_fit, release=release)
 
 # %%
@@ -374,17 +392,21 @@ from mi_course.saes.steering import steering_sweep
 
 PROMPTS = ["The", "One day", "In the morning", "After lunch we", "My friend said that"][: 2 if FULL else 5]
 ALPHAS = [0, 8, 16, 24, 32, 48] if not FULL else [0, 16]
-WORDS = {"bridge": BRIDGE_WORDS, "praise": PRAISE_WORDS}
 SURROUNDINGS = ["San Francisco", "cables", "cable", "towers", "suspension", "Painters", "ships"]
-steered = {"bridge (writer)": writer, "bridge (detector)": FEATURE, "praise": praise_feature}
-sweeps = {c: steering_sweep(model, sae, f, PROMPTS, ALPHAS, WORDS[c.split()[0]], n=2 if FULL else 10,
-                            max_new_tokens=20, start=1) for c, f in steered.items()}
-around = {c: [saes.mention_share(sweeps[c][a]["texts"], SURROUNDINGS) for a in ALPHAS] for c in steered if "bridge" in c}
+# each feature by what was measured of it, with the words it was chosen for (full mode: a name only if found)
+steered = {"bridge (writer)": (writer, BRIDGE_WORDS), DETECTOR: (FEATURE, BRIDGE_WORDS),
+           PRAISE: (praise_feature, PRAISE_WORDS)}
+sweeps = {c: steering_sweep(model, sae, f, PROMPTS, ALPHAS, words, n=2 if FULL else 10, max_new_tokens=20, start=1)
+          for c, (f, words) in steered.items()}
+around = {c: [saes.mention_share(sweeps[c][a]["texts"], SURROUNDINGS) for a in ALPHAS]
+          for c, (f, words) in steered.items() if words is BRIDGE_WORDS}
 
 # %%
 fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.6))
 for concept, sweep in sweeps.items():
-    ax1.plot(ALPHAS, [sweep[a]["mention_share"] for a in ALPHAS], "o-", label=f"{concept} (feature {steered[concept]})")
+    number = f"feature {steered[concept][0]}"
+    ax1.plot(ALPHAS, [sweep[a]["mention_share"] for a in ALPHAS], "o-",
+             label=concept if concept == number else f"{concept} ({number})")
     ax3.plot(ALPHAS, [sweep[a]["loss"] for a in ALPHAS], "o-", label=concept)
 for i, concept in enumerate(sweeps):
     if concept in around:

@@ -170,7 +170,8 @@ plt.tight_layout(); plt.show()
 
 # %%
 claim("over 80% of the neurons hold more than 80% of their pattern in one frequency, always a key frequency",
-      lambda: (top_share > 0.8).float().mean() > 0.8 and set(top_freq[top_share > 0.8].tolist()) <= set(KEY))
+      lambda: (top_share > 0.8).float().mean() > 0.8 and set(top_freq[top_share > 0.8].tolist()) <= set(KEY),
+      seen=(round((top_share > 0.8).float().mean().item(), 3), sorted(set(top_freq[top_share > 0.8].tolist()))))
 print(f"{(top_share > 0.8).float().mean():.0%} of the neurons hold more than 80% of their pattern in one frequency; "
       f"their top frequencies: {sorted(set(top_freq[top_share > 0.8].tolist()))}")
 
@@ -189,7 +190,7 @@ for keep in (True, False):
     accuracy = (filtered.argmax(-1) == answers).float().mean().item()
     print(f"{'only' if keep else 'without'} the key frequencies {KEY}: accuracy {accuracy:.1%}")
     claim(f"accuracy {'stays above 99%' if keep else 'falls below 5%'} {'with only' if keep else 'without'} "
-          "the key frequencies", (accuracy > 0.99) if keep else (accuracy < 0.05))
+          "the key frequencies", (accuracy > 0.99) if keep else (accuracy < 0.05), seen=accuracy)
 
 # %% [markdown]
 # ## 2. Indirect object identification
@@ -236,7 +237,8 @@ print(f"mean logit difference: clean {clean_diff.mean():.2f}, corrupted {corrupt
 
 # %%
 claim("the model prefers the indirect object on clean prompts (mean logit difference above 2) and the "
-      "corruption removes most of it", lambda: clean_diff.mean() > 2 and corrupted_diff.mean().abs() < clean_diff.mean() / 2)
+      "corruption removes most of it", lambda: clean_diff.mean() > 2 and corrupted_diff.mean().abs() < clean_diff.mean() / 2,
+      seen=[round(float(v), 3) for v in (clean_diff.mean(), corrupted_diff.mean())])
 
 # %% [markdown]
 # ### Activation patching
@@ -292,14 +294,17 @@ plt.show()
 if not FULL:
     s2, nxt, end = ioi.positions["S2"], ioi.positions["S2+1"], ioi.positions["END"]
     claim("patching S2 before block 0 restores over 90%; S2 after it restores under 10%",
-          lambda: resid[0, s2] > 0.9 and (resid[1:, s2] < 0.1).all())
+          lambda: resid[0, s2] > 0.9 and (resid[1:, s2] < 0.1).all(), seen=[round(float(v), 3) for v in resid[:, s2]])
     claim("the token after S2 restores over 90% entering blocks 1 and 2; END does entering block 3",
-          lambda: (resid[1:3, nxt] > 0.9).all() and resid[3, end] > 0.9)
-    claim("head 0.2 restores over 80% of the logit difference", lambda: heads[0, 2] > 0.8)
+          lambda: (resid[1:3, nxt] > 0.9).all() and resid[3, end] > 0.9,
+          seen=[round(float(v), 3) for v in (*resid[1:3, nxt], resid[3, end])])
+    claim("head 0.2 restores over 80% of the logit difference", lambda: heads[0, 2] > 0.8, seen=heads[0, 2])
     _, cache = model.run_with_cache(ioi.clean, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     claim("head 0.2 attends from S2+1 to S2, heads 2.0 and 2.1 from END to S2+1 (over 50% each)",
           lambda: cache["blocks.0.attn.hook_pattern"][:, 2, nxt, s2].mean() > 0.5
-          and (cache["blocks.2.attn.hook_pattern"][:, :2, end, nxt].mean(0) > 0.5).all())
+          and (cache["blocks.2.attn.hook_pattern"][:, :2, end, nxt].mean(0) > 0.5).all(),
+          seen=[round(float(v), 3) for v in (cache["blocks.0.attn.hook_pattern"][:, 2, nxt, s2].mean(),
+                                             *cache["blocks.2.attn.hook_pattern"][:, :2, end, nxt].mean(0))])
 
 # %% [markdown]
 # ### An investigation: which heads write the answer?
@@ -344,7 +349,7 @@ if FULL:
     top5 = {(int(i) // model.cfg.n_heads, int(i) % model.cfg.n_heads) for i in at_end.flatten().topk(5).indices}
     print("top 5 heads at END:", sorted(top5))
     claim("a name mover of Wang et al. (9.9, 9.6 or 10.0) is among the five heads that restore most at END",
-          lambda: bool(top5 & {(9, 9), (9, 6), (10, 0)}))
+          lambda: bool(top5 & {(9, 9), (9, 6), (10, 0)}), seen=sorted(top5))
 
 # %% [markdown]
 # ## 3. Greater-than
@@ -400,9 +405,11 @@ plot_head_scores({"greater-than: heads patched": gt_heads}, cmap="RdBu", vmin=-1
 if not FULL:
     yy, end = gt.positions["YY"], gt.positions["END"]
     claim("YY restores over 90% before block 0 and under 10% after it; END restores over 90% entering block 1",
-          lambda: gt_resid[0, yy] > 0.9 and gt_resid[1, yy] < 0.1 and gt_resid[1, end] > 0.9)
+          lambda: gt_resid[0, yy] > 0.9 and gt_resid[1, yy] < 0.1 and gt_resid[1, end] > 0.9,
+          seen=[round(float(v), 3) for v in (gt_resid[0, yy], gt_resid[1, yy], gt_resid[1, end])])
     claim("head 0.3 restores over 60%; block 1's MLP output at END over 60%, its attention output under 20%",
-          lambda: gt_heads[0, 3] > 0.6 and gt_mlp[1, 1] > 0.6 and gt_attn[1, 1].abs() < 0.2)
+          lambda: gt_heads[0, 3] > 0.6 and gt_mlp[1, 1] > 0.6 and gt_attn[1, 1].abs() < 0.2,
+          seen=[round(float(v), 3) for v in (gt_heads[0, 3], gt_mlp[1, 1], gt_attn[1, 1])])
 
 # %% [markdown]
 # ## 4. Where facts live: causal tracing
@@ -499,9 +506,11 @@ axes[0].set_ylabel("fraction of p(answer) restored"); plt.tight_layout(); plt.sh
 # %%
 if not FULL:
     claim("after block 0, restoring the last subject token restores under 10% on average, the last position over 80%",
-          lambda: average["resid"][1:, 0].mean() < 0.1 and average["resid"][1:, 1].mean() > 0.8)
+          lambda: average["resid"][1:, 0].mean() < 0.1 and average["resid"][1:, 1].mean() > 0.8,
+          seen=[round(float(v), 3) for v in (average["resid"][1:, 0].mean(), average["resid"][1:, 1].mean())])
     claim("MLP 0's output at the last position restores over 80% on average, more than any later MLP",
-          lambda: average["mlp"][0, 1] > 0.8 and average["mlp"][0, 1] > average["mlp"][1:, 1].max() + 0.3)
+          lambda: average["mlp"][0, 1] > 0.8 and average["mlp"][0, 1] > average["mlp"][1:, 1].max() + 0.3,
+          seen=[round(float(v), 3) for v in (average["mlp"][0, 1], average["mlp"][1:, 1].max())])
 
 # %% [markdown]
 # ## Summary
