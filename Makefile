@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 
 $(BIN)/mi-course: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
 install: $(BIN)/mi-course
@@ -21,10 +21,11 @@ lab: install
 	$(BIN)/mi-course lab
 
 # build --check: exercises/, notebooks and the Classroom workflow match their sources.
-# pytest --impl solutions: course tests, graded tests on the solutions, stubs-fail meta-tests, notebooks.
+# pytest --impl solutions: course tests, graded tests on the solutions, stubs-fail meta-tests, notebooks;
+# on two processes (pytest-xdist): a test file stays on one of them, the notebooks are shared (tests/conftest.py).
 test: install
 	$(BIN)/mi-course build --check
-	$(BIN)/python -m pytest tests --impl solutions
+	$(BIN)/python -m pytest tests --impl solutions -n 2 --dist loadgroup
 
 grade: install
 	$(BIN)/mi-course grade
@@ -33,9 +34,9 @@ run: install
 	$(BIN)/mi-course run
 
 # Every notebook in full mode with the real architectures at random weights, built offline (no download):
-# every full-mode cell executes once; claims that need trained weights say they were skipped.
+# every full-mode cell executes once; claims that need trained weights say they were skipped. Two at a time.
 dry-run: install
-	$(BIN)/mi-course run --dry-run --impl solutions
+	$(BIN)/mi-course run --dry-run --impl solutions --jobs 2
 
 doctor: install
 	$(BIN)/mi-course doctor

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PACKAGES = ("torch", "torchvision", "torch-lucent", "transformer-lens", "sae-lens", "circuitsvis", "numpy",
@@ -85,18 +86,21 @@ def cmd_run(args) -> int:
     # the dry run's copies sit beside the lite ones, which `mi-course export` and the browser check read
     default_out = executed_dir().with_name("notebooks-dry-run") if args.dry_run else executed_dir()
     out_dir = Path(args.out) if args.out else default_out
-    results = []
     dry_run_before = os.environ.get(DRY_RUN_ENV)
     if args.dry_run:  # the kernels inherit it: full mode builds random-weight models offline
         os.environ[DRY_RUN_ENV] = "1"
-    try:
-        for path in notebook_paths(args.notebooks):
-            print(f"running {path.name} ({mode} mode{', dry run' if args.dry_run else ''}, "
-                  f"{IMPL_WORDS.get(args.impl, args.impl)}) ...", flush=True)
-            result = run_notebook(path, out_dir, cell_timeout=args.cell_timeout, impl=args.impl, mode=mode)
-            if result.status == "ok" and args.limit and result.seconds > args.limit:
-                result.status, result.error = "too slow", f"took {result.seconds:.0f}s, limit {args.limit:.0f}s"
-            results.append(result)
+
+    def run_one(path: Path):
+        print(f"running {path.name} ({mode} mode{', dry run' if args.dry_run else ''}, "
+              f"{IMPL_WORDS.get(args.impl, args.impl)}) ...", flush=True)
+        result = run_notebook(path, out_dir, cell_timeout=args.cell_timeout, impl=args.impl, mode=mode)
+        if result.status == "ok" and args.limit and result.seconds > args.limit:
+            result.status, result.error = "too slow", f"took {result.seconds:.0f}s, limit {args.limit:.0f}s"
+        return result
+
+    try:  # each notebook runs in a kernel process of its own: --jobs N runs N of them at once
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(run_one, notebook_paths(args.notebooks)))
     finally:
         if dry_run_before is None:
             os.environ.pop(DRY_RUN_ENV, None)
@@ -241,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="folder for executed copies (default build/notebooks)")
     p.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may take")
     p.add_argument("--limit", type=float, default=None, help="seconds one notebook may take (else 'too slow')")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run at once, each in its own kernel (default 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="full mode with the real architectures at random weights, built offline "
                         "(MI_COURSE_DRY_RUN=1); copies go to build/notebooks-dry-run")

@@ -223,14 +223,13 @@ def run_notebook(path: Path, out_dir: Path, *, impl: str, cell_timeout: int = 30
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    env_before = {k: os.environ.get(k) for k in ("MI_COURSE_MODE", "MI_COURSE_IMPL")}
-    os.environ.update(MI_COURSE_MODE=mode, MI_COURSE_IMPL=impl)
+    kernel_env = {**os.environ, "MI_COURSE_MODE": mode, "MI_COURSE_IMPL": impl}  # the kernel's own: runs may overlap
     start = time.perf_counter()
     status, error = "ok", ""
     try:
         client = _polling_client(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
+        client.execute(env=kernel_env)
     except CellTimeoutError as err:
         status, error = "timed out", str(err).strip().splitlines()[-1] if str(err).strip() else "cell timed out"
     except CellExecutionError as err:
@@ -238,12 +237,6 @@ def run_notebook(path: Path, out_dir: Path, *, impl: str, cell_timeout: int = 30
         status, error = "failed", lines[-1] if lines else "a cell raised"
     except Exception as err:  # kernel died, could not start, ...
         status, error = "failed", f"{type(err).__name__}: {err}"
-    finally:
-        for k, v in env_before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     seconds = time.perf_counter() - start
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -68,3 +68,27 @@ def test_known_warnings_are_silenced_once_the_course_is_imported():
             "mi_course.silence_known_warnings(); import lucent.optvis.transform; print('clean')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-2000:]
+
+
+def test_run_with_jobs_runs_notebooks_at_once_each_with_its_mode(tmp_path, capsys, monkeypatch):
+    """--jobs 2: two kernels at once; each sees the mode and impl it was run with, and the runner's own
+    environment is left as it was (the kernels get theirs explicitly, not through os.environ)."""
+    import os
+
+    import nbformat
+
+    monkeypatch.delenv("MI_COURSE_MODE", raising=False)
+    for name in ("97_first", "98_second"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("import os, time\ntime.sleep(2)\n"
+                                              "print(os.environ['MI_COURSE_MODE'], os.environ['MI_COURSE_IMPL'])")]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    paths = [str(tmp_path / "97_first.ipynb"), str(tmp_path / "98_second.ipynb")]
+    assert cli(["run", *paths, "--out", str(tmp_path / "out"), "--jobs", "2", "--impl", "solutions",
+                "--cell-timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "97_first" in out and "98_second" in out
+    for name in ("97_first", "98_second"):
+        cell = nbformat.read(tmp_path / "out" / f"{name}.ipynb", as_version=4).cells[0]
+        assert "".join(o.get("text", "") for o in cell.outputs).split() == ["lite", "solutions"]
+    assert "MI_COURSE_MODE" not in os.environ
