@@ -115,3 +115,34 @@ def test_normalized_wrapper_takes_unit_range_images():
     x = torch.rand(1, 3, 4, 4)
     expected = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     assert torch.allclose(wrapped(x), expected)
+
+
+def test_full_mode_loads_any_transformer_lens_model_by_name(monkeypatch):
+    """Bring your own model: in full mode a name TransformerLens knows goes to from_pretrained (its official
+    name, the course's defaults); in lite mode, or for a name nobody knows, a clear error."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from mi_course.models import registry
+
+    asked = []
+
+    def fake_from_pretrained(name, **kwargs):
+        asked.append((name, kwargs))
+        cfg = HookedTransformerConfig(n_layers=1, d_model=8, n_ctx=4, d_head=4, n_heads=2, d_vocab=5,
+                                      act_fn="relu", d_mlp=16)
+        return HookedTransformer(cfg)
+
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", staticmethod(fake_from_pretrained))
+    monkeypatch.delenv("MI_COURSE_DRY_RUN", raising=False)
+    model = registry.load_model("pythia-14m", mode="full", device="cpu")
+    assert asked == [("EleutherAI/pythia-14m", {})] and not model.training
+    card = registry.model_card("pythia-14m", mode="full")
+    assert "EleutherAI/pythia-14m" in card["source"] and "nothing about it is measured" in card["description"]
+    with pytest.raises(KeyError, match="in full mode any TransformerLens model name"):
+        registry.load_model("pythia-14m", mode="lite")
+    with pytest.raises(KeyError, match="unknown model role 'no-such-model'"):
+        registry.load_model("no-such-model", mode="full")
+    monkeypatch.setenv("MI_COURSE_DRY_RUN", "1")
+    with pytest.raises(registry.ModelUnavailable, match="dry run builds only the course's own"):
+        registry.load_model("pythia-14m", mode="full")
+    assert len(asked) == 1

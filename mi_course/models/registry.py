@@ -22,7 +22,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mi_course.config import get_device, get_mode
+from mi_course.config import dry_run, get_device, get_mode
 from mi_course.models import checkpoints, full, lite
 from mi_course.paths import checkpoint_dir
 
@@ -132,8 +132,30 @@ for _spec in (
 
 def _spec(role: str) -> ModelSpec:
     if role not in ROLES:
-        raise KeyError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}")
+        raise KeyError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}; in full mode any TransformerLens "
+                       "model name works too (transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES)")
     return ROLES[role]
+
+
+def transformer_lens_name(name: str) -> str | None:
+    """TransformerLens's official name for ``name`` (a name or an alias it knows), or None."""
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        return None
+
+
+def _bring_your_own(name: str, mode: str) -> str:
+    """Full mode's "bring your own model": the TransformerLens name ``name`` stands for, or a clear error."""
+    official = transformer_lens_name(name)
+    if mode != "full" or official is None:
+        _spec(name)  # the error that lists the roles (and says full mode takes TransformerLens names)
+    if dry_run():
+        raise ModelUnavailable(f"the dry run builds only the course's own full models offline; {official} is a "
+                               f"TransformerLens model it has no configuration for (roles: {', '.join(ROLES)})")
+    return official
 
 
 def _full_only(role: str, what: str) -> ModelUnavailable:
@@ -194,9 +216,13 @@ def lite_role_of(model: Any) -> str | None:
 
 
 def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any:
-    """The model for ``role`` in ``mode`` (default: the course mode), on the course device, in eval mode."""
-    spec = _spec(role)
+    """The model for ``role`` in ``mode`` (default: the course mode), on the course device, in eval mode.
+    In full mode ``role`` may also be any model TransformerLens knows by name ("bring your own model", e.g.
+    ``"pythia-160m"``): loaded with ``HookedTransformer.from_pretrained`` and its defaults, like gpt2-small."""
     mode = get_mode(mode)
+    if role not in ROLES:
+        return _prepared(full.hooked(_bring_your_own(role, mode))(**kwargs), device)
+    spec = _spec(role)
     if mode == "lite" and not spec.lite:
         raise _full_only(role, "model")
     if mode == "lite" or spec.full_loader is None:
@@ -209,24 +235,33 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
                 f"full mode needs to download {spec.full_card.get('source', role)}, but {err}. Switch to lite "
                 f"mode (set MI_COURSE_MODE=lite, or call mi_course.set_mode('lite')) to use the shipped models."
             ) from None
+    model = _prepared(model, device)
+    if mode == "lite" and not kwargs:
+        try:
+            _LITE_LOADED[model] = role
+        except TypeError:
+            pass
+    return model
+
+
+def _prepared(model: Any, device) -> Any:
+    """``model`` on the course device (or ``device``), in eval mode."""
     device = get_device() if device is None else device
     # TransformerLens prints on every move unless told not to; other models with a cfg.device (SAELens) do not
     if "print_details" in inspect.signature(model.to).parameters:
         model = model.to(device, print_details=False)
     else:
         model = model.to(device)
-    if mode == "lite" and not kwargs:
-        try:
-            _LITE_LOADED[model] = role
-        except TypeError:
-            pass
     return model.eval() if hasattr(model, "eval") else model
 
 
 def model_card(role: str, mode: str | None = None) -> dict:
     """What the model is, how it was made, and (lite) the measured properties and where mechanisms live."""
-    spec = _spec(role)
     mode = get_mode(mode)
+    if role not in ROLES and mode == "full" and transformer_lens_name(role):
+        return {"role": role, "mode": mode, "source": f"TransformerLens: {transformer_lens_name(role)}",
+                "description": "a model of your choice (bring your own): nothing about it is measured by the course"}
+    spec = _spec(role)
     card = {"role": role, "mode": mode, "description": spec.description, "input": spec.input_contract}
     if mode == "lite" and not spec.lite:
         raise _full_only(role, "model or card")
