@@ -100,8 +100,8 @@ def test_relu_loss_is_squared_error_plus_l1():
     x_hat = acts @ sae.W_dec + sae.b_dec
     terms = sae.loss(x, sparsity_scale=0.5)
     mse = ((x - x_hat) ** 2).sum(-1).mean()
-    assert torch.allclose(terms["mse"], mse, rtol=1e-5)
-    assert torch.allclose(terms["loss"], mse + 0.5 * 0.3 * acts.abs().sum(-1).mean(), rtol=1e-5)
+    assert torch.allclose(terms.mse, mse, rtol=1e-5)
+    assert torch.allclose(terms.total, mse + 0.5 * 0.3 * acts.abs().sum(-1).mean(), rtol=1e-5)
 
 
 def test_after_step_renormalizes_decoder_rows():
@@ -147,8 +147,8 @@ def test_topk_training_decodes_sparsely_like_the_dense_decoder():
     sae = randomize_(make("topk", k=4)).train()
     x = torch.randn(32, D_IN)
     terms = sae.training_terms(x)
-    assert torch.allclose(terms["x_hat"], sae.decode(sae.encode(x)), atol=1e-5)
-    terms["x_hat"].pow(2).sum().backward()
+    assert torch.allclose(terms.x_hat, sae.decode(sae.encode(x)), atol=1e-5)
+    terms.x_hat.pow(2).sum().backward()
     dense = randomize_(make("topk", k=4))
     dense.decode(dense.encode(x)).pow(2).sum().backward()
     for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
@@ -177,8 +177,8 @@ def test_batch_topk_keeps_k_times_batch_over_the_batch():
     assert torch.equal(kept, pre >= cut)
     assert torch.allclose(acts[kept], pre[kept])
     terms = sae.training_terms(x)
-    assert torch.allclose(terms["x_hat"], acts @ sae.W_dec + sae.b_dec, atol=1e-5)
-    assert terms["l0"].item() == pytest.approx(3.0)
+    assert torch.allclose(terms.x_hat, acts @ sae.W_dec + sae.b_dec, atol=1e-5)
+    assert terms.l0.item() == pytest.approx(3.0)
 
 
 def test_batch_topk_uses_its_threshold_at_inference():
@@ -244,8 +244,8 @@ def test_jumprelu_per_feature_threshold_gradients_and_l0_penalty():
     x = torch.tensor([[0.52, 0.3, 0.9], [0.48, 1.04, 0.1], [0.9, 0.97, 0.22]])
     terms = sae.loss(x)
     # active entries: 0.52, 0.9 (feature 0), 1.04 (feature 1), 0.9, 0.22 (feature 2): 5 over 3 rows
-    assert terms["sparsity"].item() == pytest.approx(2.0 * 5 / 3)
-    terms["sparsity"].backward()
+    assert terms.sparsity.item() == pytest.approx(2.0 * 5 / 3)
+    terms.sparsity.backward()
     # inside each feature's kernel: feature 0 (0.45, 0.55): 0.52, 0.48; feature 1 (0.95, 1.05): 1.04, 0.97;
     # feature 2 (0.15, 0.25): 0.22. Gradient: coefficient * (-1 / eps) * count / batch
     expected = torch.tensor([2, 2, 1]) * (2.0 * -(1 / 0.1) / 3)
@@ -307,10 +307,10 @@ def test_ortsae_adds_the_penalty_and_its_gradient_reaches_the_decoder():
     x = torch.randn(16, D_IN)
     terms = sae.loss(x)
     plain = saes.BatchTopKSAE(D_IN, D_SAE, k=4).train().loss(x)
-    assert terms["orthogonality"].item() == pytest.approx(0.5 * max_cosine_by_hand(sae.W_dec.detach()).mean().item(),
+    assert terms.penalties["orthogonality"].item() == pytest.approx(0.5 * max_cosine_by_hand(sae.W_dec.detach()).mean().item(),
                                                           abs=1e-5)
-    assert terms["loss"].item() == pytest.approx(plain["loss"].item() + terms["orthogonality"].item(), rel=1e-5)
-    terms["orthogonality"].backward()
+    assert terms.total.item() == pytest.approx(plain.total.item() + terms.penalties["orthogonality"].item(), rel=1e-5)
+    terms.penalties["orthogonality"].backward()
     assert sae.W_dec.grad.abs().sum() > 0
 
 
@@ -322,14 +322,14 @@ def test_auxk_loss_by_hand_and_firing_tracker():
     x = torch.randn(6, D_IN)
     terms = sae.training_terms(x)
     dead = torch.zeros(D_SAE, dtype=torch.bool)
-    assert saes.auxk_loss(sae, x, terms["x_hat"], terms["pre"], dead).item() == 0.0
+    assert saes.auxk_loss(sae, x, terms.x_hat, terms.pre, dead).item() == 0.0
     dead[[3, 7]] = True
-    pre = terms["pre"].detach()
+    pre = terms.pre.detach()
     best = torch.where(pre[:, 3] >= pre[:, 7], 3, 7)  # k_aux=1: each row's larger dead pre-activation
     value = pre.gather(1, best[:, None]).relu()
     e_hat = value * sae.W_dec.detach()[best]
-    expected = ((x - terms["x_hat"].detach()) - e_hat).pow(2).sum(-1).mean()
-    loss = saes.auxk_loss(sae, x, terms["x_hat"], terms["pre"], dead, k_aux=1)
+    expected = ((x - terms.x_hat.detach()) - e_hat).pow(2).sum(-1).mean()
+    loss = saes.auxk_loss(sae, x, terms.x_hat, terms.pre, dead, k_aux=1)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()
     assert sae.W_dec.grad[[3, 7]].abs().sum() > 0 and sae.W_dec.grad[0].abs().sum() == 0
@@ -611,3 +611,27 @@ def test_plot_frontier_keeps_the_labels_of_close_points_apart():
                 assert not box_a.overlaps(box_b), f"the labels {a!r} and {b!r} overlap on {ax.get_ylabel()!r}"
     finally:
         plt.close(fig)
+
+
+def test_a_second_variant_under_a_taken_name_is_refused():
+    from mi_course.saes.base import VARIANTS, variant
+
+    class Impostor(saes.TopKSAE):
+        architecture = "topk"
+
+    with pytest.raises(ValueError, match="'topk' is already registered"):
+        variant(Impostor)
+    assert VARIANTS["topk"] is saes.TopKSAE
+    assert variant(saes.TopKSAE) is saes.TopKSAE, "registering the same class again is harmless"
+
+
+def test_the_training_step_and_losses_are_typed():
+    from mi_course.saes.base import Losses, TrainStep
+
+    x = torch.randn(6, D_IN, generator=torch.Generator().manual_seed(0))
+    sae = saes.OrtSAE(D_IN, D_SAE, k=4, orthogonality_coefficient=0.5).train()
+    losses = sae.loss(x)
+    assert isinstance(losses, Losses) and isinstance(losses.step, TrainStep) and losses.step.acts is None
+    assert set(losses.penalties) == {"orthogonality"}
+    assert losses.total.item() == pytest.approx((losses.mse + losses.sparsity + losses.penalties["orthogonality"]).item(),
+                                                rel=1e-6)

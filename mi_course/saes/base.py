@@ -18,7 +18,7 @@ other norms; encode and decode never assume unit rows.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,33 @@ VARIANTS: dict[str, type["SparseAutoencoder"]] = {}
 
 
 def variant(cls):
-    """Register an SAE class under its ``architecture`` name (for :func:`sae_from_config`)."""
+    """Register an SAE class under its ``architecture`` name (for :func:`sae_from_config`); a second class
+    under a name already taken is refused (a renamed copy must never replace a variant silently)."""
+    if cls.architecture in VARIANTS and VARIANTS[cls.architecture] is not cls:
+        raise ValueError(f"an SAE variant named {cls.architecture!r} is already registered "
+                         f"({VARIANTS[cls.architecture].__qualname__}): give {cls.__qualname__} its own architecture")
     VARIANTS[cls.architecture] = cls
     return cls
+
+
+class TrainStep(NamedTuple):
+    """One batch's forward pass for training."""
+
+    pre: Float[torch.Tensor, "batch d_sae"]
+    x_hat: Float[torch.Tensor, "batch d_in"]
+    acts: Float[torch.Tensor, "batch d_sae"] | None  # None where the variant decodes sparsely
+    fired: Bool[torch.Tensor, " d_sae"]  # which features fired on the batch
+    l0: Float[torch.Tensor, ""]  # mean active features per row
+
+
+class Losses(NamedTuple):
+    """``total = mse + sparsity_scale * sparsity + sum(penalties)`` and the forward pass they came from."""
+
+    mse: Float[torch.Tensor, ""]  # ||x - x_hat||^2, summed over d_in, mean over the batch
+    sparsity: Float[torch.Tensor, ""]  # the variant's penalty, before its warm-up factor
+    penalties: dict[str, torch.Tensor]  # penalties on the weights, by name (OrtSAE's "orthogonality")
+    total: Float[torch.Tensor, ""]
+    step: TrainStep
 
 
 def random_directions(n: int, d: int, generator: torch.Generator) -> Float[torch.Tensor, "n d"]:
@@ -118,26 +142,23 @@ class SparseAutoencoder(nn.Module):
         """Penalties on the weights rather than the activations (OrtSAE's orthogonality); none by default."""
         return {}
 
-    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> dict[str, torch.Tensor]:
-        """One batch's forward pass for training: ``pre``, ``x_hat``, ``acts`` (dense, or None when the
-        variant decodes sparsely), ``fired`` [d_sae] and ``l0`` (mean active features per row)."""
+    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> TrainStep:
+        """One batch's forward pass for training (dense here; sparse variants override it)."""
         pre = self.pre_activations(x)
         acts = self.activation(pre)
         # activations are >= 0 for every variant, so a feature fired iff its column's max is > 0
-        return {"pre": pre, "acts": acts, "x_hat": self.decode(acts), "fired": acts.amax(0) > 0,
-                "l0": torch.count_nonzero(acts) / len(x)}
+        return TrainStep(pre=pre, x_hat=self.decode(acts), acts=acts, fired=acts.amax(0) > 0,
+                         l0=torch.count_nonzero(acts) / len(x))
 
     def loss(self, x: Float[torch.Tensor, "batch d_in"], sparsity_scale: float = 1.0,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``loss = ||x - x_hat||^2 (summed over d_in, mean over the batch) + sparsity_scale * sparsity +
-        extra``, with every term and the forward pass's tensors in the returned dict."""
-        terms = self.training_terms(x)
-        terms["mse"] = (terms["x_hat"] - x).pow(2).sum(-1).mean()
-        terms["sparsity"] = self.sparsity_loss(terms["pre"], terms["acts"])
-        extra = self.extra_loss(generator)
-        terms.update(extra)
-        terms["loss"] = terms["mse"] + sparsity_scale * terms["sparsity"] + sum(extra.values())
-        return terms
+             generator: torch.Generator | None = None) -> Losses:
+        """The training loss of one batch, its terms and the forward pass (see :class:`Losses`)."""
+        step = self.training_terms(x)
+        mse = (step.x_hat - x).pow(2).sum(-1).mean()
+        sparsity = self.sparsity_loss(step.pre, step.acts)
+        penalties = self.extra_loss(generator)
+        return Losses(mse=mse, sparsity=sparsity, penalties=penalties,
+                      total=mse + sparsity_scale * sparsity + sum(penalties.values()), step=step)
 
     @torch.no_grad()
     def normalize_decoder_(self) -> None:

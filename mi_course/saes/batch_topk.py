@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float, Int
 
-from mi_course.saes.base import SparseAutoencoder, fired_features, variant
+from mi_course.saes.base import SparseAutoencoder, TrainStep, fired_features, variant
 from mi_course.saes.topk import top_k
 
 
@@ -78,7 +78,7 @@ class BatchTopKSAE(SparseAutoencoder):
             self.threshold.lerp_(smallest, self.threshold_momentum)
         self.threshold_updates += 1
 
-    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> dict[str, torch.Tensor]:
+    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> TrainStep:
         if not self.training:  # an evaluation pass: the thresholded activation, dense
             return super().training_terms(x)
         pre = self.pre_activations(x)
@@ -86,10 +86,8 @@ class BatchTopKSAE(SparseAutoencoder):
         rows, features = positions // self.d_sae, positions % self.d_sae
         offsets = torch.searchsorted(rows, torch.arange(len(x), device=rows.device))
         self.update_threshold_(values)
-        return {"pre": pre, "acts": None,
-                "x_hat": self.decode_rows(features, values, offsets) + self.b_dec,
-                "fired": fired_features(features, values, self.d_sae),
-                "l0": (values > 0).sum().float() / len(x)}
+        return TrainStep(pre=pre, x_hat=self.decode_rows(features, values, offsets) + self.b_dec, acts=None,
+                         fired=fired_features(features, values, self.d_sae), l0=(values > 0).sum().float() / len(x))
 
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float, Int
 
-from mi_course.saes.base import SparseAutoencoder, fired_features, variant
+from mi_course.saes.base import SparseAutoencoder, TrainStep, fired_features, variant
 
 
 def top_k(scores: Float[torch.Tensor, "n m"], k: int
@@ -54,13 +54,12 @@ class TopKSAE(SparseAutoencoder):
     def activation(self, pre: Float[torch.Tensor, "... d_sae"]) -> Float[torch.Tensor, "... d_sae"]:
         return topk_activation(pre, self.k)
 
-    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> dict[str, torch.Tensor]:
+    def training_terms(self, x: Float[torch.Tensor, "batch d_in"]) -> TrainStep:
         pre = self.pre_activations(x)
         values, indices = top_k(pre, self.k)
         values = values.relu()
-        return {"pre": pre, "acts": None, "x_hat": self.decode_rows(indices, values) + self.b_dec,
-                "fired": fired_features(indices, values, self.d_sae),
-                "l0": (values > 0).sum(-1).float().mean()}
+        return TrainStep(pre=pre, x_hat=self.decode_rows(indices, values) + self.b_dec, acts=None,
+                         fired=fired_features(indices, values, self.d_sae), l0=(values > 0).sum(-1).float().mean())
 
     def hyperparameters(self) -> dict:
         return {"k": self.k}

@@ -86,22 +86,21 @@ def train_sae(sae, activations, steps: int = 2000, batch_size: int = 4096, lr: f
     for step in bar:
         x = next(batches) * scale
         sparsity_scale = min(1.0, (step + 1) / sparsity_warmup_steps) if sparsity_warmup_steps > 0 else 1.0
-        terms = sae.loss(x, sparsity_scale=sparsity_scale, generator=penalty_generator)
-        loss = terms["loss"]
+        losses = sae.loss(x, sparsity_scale=sparsity_scale, generator=penalty_generator)
+        loss, penalties = losses.total, dict(losses.penalties)
         if aux_coefficient > 0:
-            terms["auxk"] = auxk_loss(sae, x, terms["x_hat"], terms["pre"], tracker.dead(), k_aux)
-            loss = loss + aux_coefficient * terms["auxk"]
+            penalties["auxk"] = auxk_loss(sae, x, losses.step.x_hat, losses.step.pre, tracker.dead(), k_aux)
+            loss = loss + aux_coefficient * penalties["auxk"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         sae.after_step_()
-        tracker.update(terms["fired"], len(x))
+        tracker.update(losses.step.fired, len(x))
 
         with torch.no_grad():  # sums of tensors, read once per log step (no device sync every step)
-            logged = {"loss": loss, "mse": terms["mse"], "sparsity": terms["sparsity"], "l0": terms["l0"],
-                      "variance": (x - x.mean(0)).pow(2).sum(-1).mean(),
-                      **{k: terms[k] for k in ("auxk", "orthogonality") if k in terms}}
+            logged = {"loss": loss, "mse": losses.mse, "sparsity": losses.sparsity, "l0": losses.step.l0,
+                      "variance": (x - x.mean(0)).pow(2).sum(-1).mean(), **penalties}
             for k, v in logged.items():
                 totals[k] = totals.get(k, 0.0) + v.detach()
         if (step + 1) % log_every == 0 or step + 1 == steps:
