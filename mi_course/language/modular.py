@@ -15,23 +15,19 @@ import math
 
 import torch
 
-
-def _check_p(p) -> int:
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-        raise ValueError(f"p must be an int >= 2 (the modulus), got {p!r}")
-    return p
+from mi_course.checks import int_at_least
 
 
 def all_pairs(p: int) -> torch.Tensor:
     """Every input ``[a, b, p]`` for ``a, b`` in ``0 .. p-1``, shape ``[p*p, 3]``; row ``a * p + b``."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     a, b = torch.cartesian_prod(torch.arange(p), torch.arange(p)).unbind(-1)
     return torch.stack([a, b, torch.full_like(a, p)], dim=-1)
 
 
 def answers(tokens: torch.Tensor, p: int) -> torch.Tensor:
     """The correct answers ``(a + b) mod p`` for inputs ``tokens`` of shape ``[n, 3]``."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     if tokens.ndim != 2 or tokens.shape[-1] != 3:
         raise ValueError(f"tokens must have shape [n, 3] (a, b, '='), got {tuple(tokens.shape)}")
     return (tokens[:, 0] + tokens[:, 1]) % p
@@ -55,7 +51,7 @@ def fourier_basis(p: int) -> torch.Tensor:
     Row 0 is the constant, then ``cos k, sin k`` for ``k = 1, 2, ...`` (row ``2k - 1`` is ``cos k``, row ``2k``
     is ``sin k``); for even ``p`` the last row is ``cos(p / 2)``. Column ``x`` is the input ``x``.
     """
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     x = torch.arange(p, dtype=torch.float64)
     rows = [torch.ones(p, dtype=torch.float64)]
     for k in range(1, p // 2 + 1):
@@ -68,7 +64,7 @@ def fourier_basis(p: int) -> torch.Tensor:
 
 def frequency_of_row(p: int) -> torch.Tensor:
     """For each row of :func:`fourier_basis` (p), its frequency: ``[0, 1, 1, 2, 2, ...]``."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     return torch.tensor([(i + 1) // 2 for i in range(p)])
 
 
@@ -78,7 +74,7 @@ def embedding_frequency_norms(W_E: torch.Tensor, p: int) -> torch.Tensor:
     ``W_E`` is ``[d_vocab, d_model]``; its first ``p`` rows (the tokens ``0 .. p-1``) are used, so the ``"="``
     row of a ``d_vocab = p + 1`` model is ignored. Entry 0 is the constant term; the entries sum to 1.
     """
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     if not isinstance(W_E, torch.Tensor) or W_E.ndim != 2:
         raise ValueError(f"W_E must be a 2-d tensor [d_vocab, d_model], got {getattr(W_E, 'shape', type(W_E))}")
     if W_E.shape[0] < p:
@@ -120,7 +116,7 @@ def filter_frequencies(logits: torch.Tensor, p: int, freqs, keep: bool = True) -
     or with exactly those removed (``keep=False``), in the Fourier basis over ``c``. A model that computes
     ``cos(w (a + b - c))`` for its key frequencies ``w`` keeps its accuracy with only those and loses it
     without them (Nanda et al., 2023, section 5's restricted and excluded loss, here over ``c`` alone)."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     if logits.shape[-1] != p:
         raise ValueError(f"logits must end in p = {p} answers, got shape {tuple(logits.shape)}")
     basis = fourier_basis(p).to(logits)
@@ -133,7 +129,7 @@ def embedding_circle(W_E: torch.Tensor, p: int, k: int) -> torch.Tensor:
     """Each number token's embedding in the plane of frequency ``k``: the components of ``W_E[x]`` along the
     two directions of ``d_model`` that ``cos(2 pi k x / p)`` and ``sin(2 pi k x / p)`` load on, ``[p, 2]``.
     For a key frequency the points lie on a circle, token ``x`` at angle ``2 pi k x / p``."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     if not 1 <= k <= (p - 1) // 2:
         raise ValueError(f"k must be a frequency with both cos and sin, 1..{(p - 1) // 2}, got {k!r}")
     E = W_E[:p].detach().cpu().double()
@@ -148,7 +144,7 @@ def neuron_frequency_shares(acts: torch.Tensor, p: int) -> torch.Tensor:
     the constant term left out; frequency ``k`` holds every term whose ``a`` and ``b`` parts are of frequency
     ``k`` or constant (``cos(w a)``, ``sin(w a) cos(w b)``, ...). ``acts`` is ``[p * p, d_mlp]`` in the order
     of :func:`all_pairs`. A neuron of a grokked model holds almost all of its pattern in one key frequency."""
-    p = _check_p(p)
+    p = int_at_least("p", p, 2, "the modulus")
     if acts.dim() != 2 or acts.shape[0] != p * p:
         raise ValueError(f"acts must be [p * p, d_mlp] = [{p * p}, d_mlp] in all_pairs order, got "
                          f"{tuple(acts.shape)}")

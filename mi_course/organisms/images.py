@@ -43,6 +43,7 @@ import math
 import numpy as np
 import torch
 
+from mi_course.checks import int_at_least
 from mi_course.vision.stimuli import arc_distance, pixel_grid, segment_distance, stroke_alpha
 
 CLASSES = ("arc", "line", "edge", "corner", "circle", "shape", "texture", "colour", "fish", "double")
@@ -52,12 +53,6 @@ ARC = CLASSES.index("arc")
 FACINGS = ("left", "right")
 FISH_CASES = ("mirror", "species")
 N_ARC_BINS = 8
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 # ------------------------------------------------------------------ colours and compositing
@@ -282,7 +277,7 @@ def render(label: int, rng: np.random.Generator, size: int = 64, facing: str | N
         raise ValueError(f"facing must be None, or one of {FACINGS} for the fish class, got {facing!r}")
     if fish_cases not in FISH_CASES:
         raise ValueError(f"fish_cases must be one of {FISH_CASES}, got {fish_cases!r}")
-    size = _check_int("size", size, 16)
+    size = int_at_least("size", size, 16)
     x, y = pixel_grid(size)
     if size != 64:                     # sizes are in pixels of a 64 x 64 image: objects scale with the image
         x, y = x * 64 / size, y * 64 / size
@@ -303,7 +298,7 @@ def generate(n: int, seed: int, size: int = 64, labels=None, fish_cases: str = "
     {"arc_bin": (n,) int64 (-1 where not an arc), "facing": (n,) int64 (0 left, 1 right, -1 not a fish)}.
     ``seed`` may be an int or a sequence of ints (e.g. ``(seed, step)`` for a training stream).
     """
-    n = _check_int("n", n, 1)
+    n = int_at_least("n", n, 1)
     rng = np.random.default_rng(seed)
     if labels is None:
         labels = rng.integers(0, len(CLASSES), n)
@@ -322,6 +317,6 @@ def class_images(name: str, n: int, seed: int, size: int = 64, facing: str | Non
     ("left" or "right") fixes the side."""
     if name not in CLASSES:
         raise ValueError(f"name must be one of {CLASSES}, got {name!r}")
-    n = _check_int("n", n, 1)
+    n = int_at_least("n", n, 1)
     rng = np.random.default_rng(seed)
     return torch.stack([render(CLASSES.index(name), rng, size, facing, fish_cases)[0] for _ in range(n)])

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 
+from mi_course.checks import index_in, int_at_least
 from mi_course.saes import dashboard_html
 from mi_course.saes.activations import hook_activations
 from mi_course.saes.metrics import sae_hook_name
@@ -49,23 +50,6 @@ NEURONPEDIA_PAGE = "https://www.neuronpedia.org/{source}/{feature}"
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def _check_index(name: str, value, size: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an int in 0..{size - 1} ({what}), got {value!r}")
-    if not 0 <= value < size:
-        raise ValueError(f"{name} must be in 0..{size - 1} ({what}), got {value}")
-    return value
-
-
-def _check_count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
-
-
 def n_features(sae) -> int:
     """``d_sae``: the number of rows of ``W_dec`` (course SAEs and SAELens SAEs alike)."""
     W_dec = getattr(sae, "W_dec", None)
@@ -78,7 +62,7 @@ def n_features(sae) -> int:
 def check_feature(sae, feature) -> int:
     """``feature`` as an int in ``0..d_sae-1``, or a ValueError that says the range."""
     d_sae = n_features(sae)
-    return _check_index("feature", feature, d_sae, f"the SAE has d_sae={d_sae} features")
+    return index_in("feature", feature, d_sae, f"the SAE has d_sae={d_sae} features")
 
 
 def token_strings(model, ids: Int[torch.Tensor, "..."]) -> list[str]:
@@ -136,7 +120,7 @@ class FeatureActivations:
 
     def entries(self, feature: int) -> tuple[Int[torch.Tensor, "n"], Float[torch.Tensor, "n"]]:
         """``(flat positions, values)`` where ``feature`` is non-zero."""
-        feature = _check_index("feature", feature, self.d_sae, f"the activations hold d_sae={self.d_sae} features")
+        feature = index_in("feature", feature, self.d_sae, f"the activations hold d_sae={self.d_sae} features")
         lo, hi = int(self.feature_offsets[feature]), int(self.feature_offsets[feature + 1])
         return self.token_index[lo:hi], self.values[lo:hi]
 
@@ -332,7 +316,7 @@ def activation_histogram(acts: Float[torch.Tensor, "..."], bins: int = 40) -> Hi
     """A histogram of the activations that are > 0 (SAE activations never are below), ``bins`` equal bins
     from 0 to the largest, and the density: the share of all ``acts`` that are > 0. A feature that never
     fires gets zero counts over [0, 1] and density 0."""
-    _check_count("bins", bins)
+    int_at_least("bins", bins, 1)
     if not isinstance(acts, torch.Tensor) or acts.numel() == 0:
         raise ValueError(f"acts must be a non-empty tensor of one feature's activations, got "
                          f"{tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__}")
@@ -370,7 +354,7 @@ def top_logit_effects(sae, model, feature: int, k: int = 10) -> LogitEffects:
     """The ``k`` tokens whose logits the feature's decoder direction raises most and the ``k`` it lowers
     most (:func:`logit_effect`; the final LayerNorm ignored), with their token strings."""
     effect = logit_effect(sae, model, feature)
-    _check_count("k", k)
+    int_at_least("k", k, 1)
     if 2 * k > len(effect):
         raise ValueError(f"k must be at most d_vocab // 2 = {len(effect) // 2}, got {k}")
     top = effect.topk(k)
@@ -420,7 +404,7 @@ def peak_tokens(acts: FeatureActivations, feature: int, context: int
     """``(rows, positions, values)`` of every token where ``feature`` is > 0 and largest within ``context``
     tokens either side: each burst of activity gives one example, whose mark is its window's maximum."""
     _check_acts(acts)
-    _check_count("context", context, low=0)
+    int_at_least("context", context, 0)
     dense = acts.feature(feature)
     pooled = F.max_pool1d(dense[:, None], 2 * context + 1, stride=1, padding=context)[:, 0]
     rows, positions = ((dense > 0) & (dense >= pooled)).nonzero(as_tuple=True)
@@ -435,7 +419,7 @@ def _example(acts: FeatureActivations, dense: torch.Tensor, row: int, position: 
 def max_activating_examples(acts: FeatureActivations, feature: int, k: int = 20, context: int = 8) -> list[Example]:
     """The ``k`` contexts where ``feature`` is largest, largest first: windows of ``context`` tokens either
     side of a peak (:func:`peak_tokens`), cut at the row's edges."""
-    _check_count("k", k)
+    int_at_least("k", k, 1)
     rows, positions, values = peak_tokens(acts, feature, context)
     dense = acts.feature(feature)
     order = values.argsort(descending=True, stable=True)[:k]
@@ -458,8 +442,8 @@ def interval_examples(acts: FeatureActivations, feature: int, n_intervals: int =
     0 and the feature's largest activation (the first interval leaves out 0 itself): the whole range of the
     feature, not only its top (Bricken et al., 2023). Lowest interval first; [] for a feature that never
     fires."""
-    _check_count("n_intervals", n_intervals)
-    _check_count("per_interval", per_interval)
+    int_at_least("n_intervals", n_intervals, 1)
+    int_at_least("per_interval", per_interval, 1)
     rows, positions, values = peak_tokens(acts, feature, context)
     if len(values) == 0:
         return []
@@ -501,7 +485,7 @@ def nearest_features(sae, other_sae, feature: int, k: int = 5) -> Neighbours:
     """The ``k`` features of ``other_sae`` (e.g. the same recipe trained with another seed) whose decoder
     directions are closest to ``feature``'s, by cosine, closest first."""
     cosines = decoder_cosines(sae, other_sae, feature)
-    _check_count("k", k)
+    int_at_least("k", k, 1)
     top = cosines.topk(min(k, len(cosines)))
     return Neighbours(top.indices.tolist(), top.values.tolist())
 
@@ -584,7 +568,7 @@ class FeatureLabels:
         return self.fit_correlations.shape[1]
 
     def __getitem__(self, feature: int) -> FeatureLabel:
-        feature = _check_index("feature", feature, len(self), f"labels for d_sae={len(self)} features")
+        feature = index_in("feature", feature, len(self), f"labels for d_sae={len(self)} features")
         column = self.fit_correlations[:, feature]
         best = int(column.argmax())
         if column[best] <= 0:

@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
+from mi_course.checks import int_at_least
 from mi_course.saes.metrics import evaluating, sae_hook_name
 
 Hook = Callable[[torch.Tensor, object], torch.Tensor]
@@ -31,17 +32,11 @@ def _check_direction(direction) -> torch.Tensor:
     return direction
 
 
-def _check_start(start: int) -> int:
-    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-        raise ValueError(f"start must be a position >= 0, got {start!r}")
-    return start
-
-
 def steering_hook(direction: Float[torch.Tensor, "d_model"], alpha: float, start: int = 0) -> Hook:
     """A TransformerLens hook that adds ``alpha * direction`` to the activation at every position from
     ``start`` on (0: every position, the BOS included). Use a feature's decoder row ``sae.W_dec[f]``."""
     direction = _check_direction(direction).detach()
-    start = _check_start(start)
+    start = int_at_least("start", start, 0, "a position")
 
     def hook(act: Float[torch.Tensor, "batch pos d_model"], hook=None) -> torch.Tensor:
         if act.shape[-1] != direction.shape[0]:
@@ -59,7 +54,7 @@ def clamp_hook(sae, feature: int, value: float, start: int = 0) -> Hook:
     al. clamp a feature to a multiple of its maximum)."""
     if not 0 <= int(feature) < sae.W_dec.shape[0]:
         raise ValueError(f"feature must be in [0, {sae.W_dec.shape[0]}), got {feature}")
-    start = _check_start(start)
+    start = int_at_least("start", start, 0, "a position")
     direction = sae.W_dec[feature].detach()
 
     def hook(act, hook=None):

@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
+from mi_course.checks import int_at_least, number_above
 from mi_course.vision.activations import lucent_name
 from mi_course.vision.featurevis import frozen, is_lite, redirected_relu
-from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_output,  # noqa: F401
-                                     layer_norm, sample_photo)
+from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_norm,  # noqa: F401
+                                     layer_output, sample_photo)
 
 Image = Float[torch.Tensor, "3 height width"]
 MIN_OCTAVE_SIZE = 8  # pixels on a side: below this a network has nothing left to see
@@ -50,16 +51,6 @@ def check_image(image, what: str = "image") -> None:
             or not image.is_floating_point():
         got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"{what} must be one RGB float image [3, height, width] in [0, 1], got {got}")
-
-
-def _int_at_least(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _number_above(name: str, value, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > minimum:
-        raise ValueError(f"{name} must be a number > {minimum}, got {value!r}")
 
 
 @contextmanager
@@ -91,7 +82,7 @@ def dream_step(model: torch.nn.Module, image: Image, layer: str, lr: float = 0.0
     """One step of gradient ascent on ``layer``'s :func:`activation_norm`: ``image + lr * g / mean(|g|)``,
     clamped to [0, 1], as a new tensor (``image`` is not changed)."""
     check_image(image)
-    _number_above("lr", lr, 0)
+    number_above("lr", lr, 0)
     lucent_name(model, layer)
     with dreaming(model):
         return _step(model, image, layer, lr)
@@ -116,8 +107,8 @@ def octave_pyramid(image: Image, n_octaves: int = 3, scale: float = 1.4) -> list
             octave under ``MIN_OCTAVE_SIZE`` pixels on a side.
     """
     check_image(image)
-    _int_at_least("n_octaves", n_octaves, 1)
-    _number_above("scale", scale, 1)
+    int_at_least("n_octaves", n_octaves, 1)
+    number_above("scale", scale, 1)
     sizes = octave_sizes(image.shape[1], image.shape[2], n_octaves, scale)
     if min(sizes[0]) < MIN_OCTAVE_SIZE:
         raise ValueError(f"{n_octaves} octaves of scale {scale} make a {sizes[0][0]} x {sizes[0][1]} image from "
@@ -144,9 +135,9 @@ def deep_dream(model: torch.nn.Module, image: Image, layer: str, *, steps: int =
     """
     check_image(image)
     lucent_name(model, layer)
-    _int_at_least("steps", steps, 1)
-    _number_above("lr", lr, 0)
-    _int_at_least("shift", shift, 0)
+    int_at_least("steps", steps, 1)
+    number_above("lr", lr, 0)
+    int_at_least("shift", shift, 0)
     pyramid = octave_pyramid(image, octaves, octave_scale)
     generator = torch.Generator().manual_seed(seed)  # its own generator: the caller's random state is untouched
     one_step = step or _step

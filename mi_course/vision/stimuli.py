@@ -28,21 +28,9 @@ import math
 import numpy as np
 import torch
 
+from mi_course.checks import int_at_least, number_above
+
 POLARITIES = ("dark", "light")
-
-
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 4:
-        raise ValueError(f"size must be an int >= 4 (the image is size x size pixels), got {size!r}")
-    return size
 
 
 def _check_angle(name: str, value) -> float:
@@ -54,7 +42,7 @@ def _check_angle(name: str, value) -> float:
 def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates ``(x, y)``, each (size, size), with y pointing **up** and the origin at the
     image centre: the frame in which stimuli are defined."""
-    size = _check_size(size)
+    size = int_at_least("size", size, 4, "the image is size x size pixels")
     c = np.arange(size) + 0.5 - size / 2
     return c[None, :].repeat(size, 0), -c[:, None].repeat(size, 1)
 
@@ -100,9 +88,9 @@ def curve_stimulus(orientation_deg: float, radius: float = 10.0, width: float = 
     Returns an RGB image in [0, 1], shape (3, size, size), float32.
     """
     orientation = _check_angle("orientation_deg", orientation_deg)
-    radius = _check_positive("radius", radius)
-    width = _check_positive("width", width)
-    span = _check_positive("span_deg", span_deg)
+    radius = number_above("radius", radius, 0)
+    width = number_above("width", width, 0)
+    span = number_above("span_deg", span_deg, 0)
     if span > 360:
         raise ValueError(f"span_deg must be in (0, 360], got {span_deg!r}")
     x, y = pixel_grid(size)
@@ -120,8 +108,8 @@ def line_stimulus(orientation_deg: float, length: float = 16.0, width: float = 2
     Returns an RGB image in [0, 1], shape (3, size, size), float32.
     """
     orientation = _check_angle("orientation_deg", orientation_deg)
-    length = _check_positive("length", length)
-    width = _check_positive("width", width)
+    length = number_above("length", length, 0)
+    width = number_above("width", width, 0)
     x, y = pixel_grid(size)
     ux, uy = math.cos(math.radians(orientation)) * length / 2, math.sin(math.radians(orientation)) * length / 2
     return _paint(stroke_alpha(segment_distance(x, y, -ux, -uy, ux, uy), width), polarity)
@@ -143,8 +131,8 @@ def curvature_stimulus(orientation_deg: float, curvature: float, length: float =
     Returns an RGB image in [0, 1], shape (3, size, size), float32.
     """
     orientation = _check_angle("orientation_deg", orientation_deg)
-    curvature = _check_positive("curvature", curvature, allow_zero=True)
-    length = _check_positive("length", length)
+    curvature = number_above("curvature", curvature, 0, or_equal=True)
+    length = number_above("length", length, 0)
     if curvature == 0:
         return line_stimulus(orientation + 90.0, length, width, size, polarity)
     span = math.degrees(length * curvature)
