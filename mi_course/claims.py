@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mi_course.config import get_mode, random_weights
 from mi_course.paths import PACKAGE_DIR

@@ -19,7 +19,7 @@ import os
 import random
 import socket
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -112,7 +112,7 @@ def silence_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
-@lru_cache(maxsize=None)
+@cache
 def network_available(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
     """Whether ``host`` answers within ``timeout`` seconds (cached for the process)."""
     try:

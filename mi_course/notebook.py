@@ -6,8 +6,14 @@ import platform
 
 import torch
 
-from mi_course.config import (get_device, get_mode, random_weights, requested_mode, seed_everything,
-                              silence_known_warnings)
+from mi_course.config import (
+    get_device,
+    get_mode,
+    random_weights,
+    requested_mode,
+    seed_everything,
+    silence_known_warnings,
+)
 
 
 def setup_notebook(lesson: str, seed: int = 0) -> None:

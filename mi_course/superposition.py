@@ -12,8 +12,8 @@ them trains, samples or computes an exercise's answer. Shapes follow the lesson'
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -180,7 +180,8 @@ def plot_dimensionality(feature_probability: Float[torch.Tensor, "instances"],
     for k in range(n_instances):
         keep = norms[k] > min_norm
         jitter = np.exp(rng.normal(0, 0.04, int(keep.sum())))
-        ax.scatter(x[k] * jitter, dims[k][keep].numpy(), s=10, alpha=0.6, color=plt.cm.viridis(k / max(1, n_instances - 1)))
+        ax.scatter(x[k] * jitter, dims[k][keep].numpy(), s=10, alpha=0.6,
+                   color=plt.cm.viridis(k / max(1, n_instances - 1)))
     per_feature = n_hidden / (W**2).sum(dim=(1, 2))
     ax.plot(x, per_feature.numpy(), "k-", lw=1.2, label="dimensions per feature, m / ||W||_F^2")
     ax.set_xscale("log")

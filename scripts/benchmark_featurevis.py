@@ -33,7 +33,8 @@ from mi_course.vision.featurevis import lite_transforms, render  # noqa: E402
 
 
 def lucent_one_by_one(model, layer, channels, steps, size, transforms, preprocess, fixed):
-    from lucent.optvis import param, render as lucent_render
+    from lucent.optvis import param
+    from lucent.optvis import render as lucent_render
 
     for c in channels:
         torch.manual_seed(0)
@@ -43,7 +44,8 @@ def lucent_one_by_one(model, layer, channels, steps, size, transforms, preproces
 
 
 def lucent_batched(model, layer, channels, steps, size, transforms, preprocess, fixed):
-    from lucent.optvis import objectives, param, render as lucent_render
+    from lucent.optvis import objectives, param
+    from lucent.optvis import render as lucent_render
 
     objective = sum(objectives.channel(layer, c, batch=i) for i, c in enumerate(channels))
     torch.manual_seed(0)

@@ -102,8 +102,7 @@ def course(kind: str):
 
 def saelens(kind: str):
     def run(store, d_in: int, steps: int, device: torch.device) -> None:
-        from sae_lens import (StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE,
-                              TopKTrainingSAEConfig)
+        from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
         from sae_lens.config import LoggingConfig, SAETrainerConfig
         from sae_lens.training.sae_trainer import SAETrainer
 

@@ -19,8 +19,8 @@ import time
 from transformer_lens import HookedTransformer
 
 import mi_course
-from mi_course.organisms.train import start_run, train_language_model
 from mi_course.models.checkpoints import regenerate_script
+from mi_course.organisms.train import start_run, train_language_model
 
 LANGUAGE = ("lm", "attn-only-2l", "attn-only-1l")
 RECORDED = ("vision", "vision-b", "vision-c", "modular-addition")  # cards with "training_seconds" of the whole run

@@ -215,7 +215,8 @@ def resolve_notebook(name: str) -> Path:
     source = notebook_paths([name])[0]
     executed = executed_dir() / source.name
     if not executed.exists():
-        print(f"no executed copy of {source.stem}: running `mi-course run {source.stem} --impl solutions` first", flush=True)
+        print(f"no executed copy of {source.stem}: running `mi-course run {source.stem} --impl solutions` first",
+              flush=True)
         subprocess.run([sys.executable, "-m", "mi_course.cli", "run", source.stem, "--impl", "solutions"], check=True)
     return executed
 

@@ -46,8 +46,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: grade
 import yaml  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mi_course.grading.exercise_files import (SOLUTION_BEGIN, SOLUTION_END, lesson_modules,  # noqa: E402
-                                             regions, replace_region)
+from mi_course.grading.exercise_files import SOLUTION_BEGIN, SOLUTION_END, lesson_modules, regions, replace_region  # noqa: E402
 from mi_course.grading.runner import grade  # noqa: E402
 from mi_course.grading.worker import FORK_ENV  # noqa: E402
 from mi_course.paths import repo_root  # noqa: E402

@@ -16,9 +16,15 @@ import time
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.language.induction import induction_scores, prev_token_scores, repeat_loss_ratio
-from mi_course.organisms.train import (language_parser, start_run, train_language_model, training_record,
-                                      training_rows, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
+from mi_course.organisms.train import (
+    language_parser,
+    start_run,
+    train_language_model,
+    training_record,
+    training_rows,
+    write_language_checkpoint,
+)
 from mi_course.paths import checkpoint_dir
 
 

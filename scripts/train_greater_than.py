@@ -19,12 +19,18 @@ import time
 
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.organisms import corpus
 from mi_course.language.greater_than import greater_than_scores, start_year_correlation
-from mi_course.organisms.tokenizer import train_tokenizer
-from mi_course.organisms.train import (language_parser, rows_for, start_run, train_language_model,
-                                      training_record, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import train_tokenizer
+from mi_course.organisms.train import (
+    language_parser,
+    rows_for,
+    start_run,
+    train_language_model,
+    training_record,
+    write_language_checkpoint,
+)
 from mi_course.paths import checkpoint_dir
 
 HELDOUT_PROMPTS = 400

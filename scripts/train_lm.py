@@ -9,8 +9,9 @@ with the *most recent* name. Phase 2 (``--ioi-steps``): documents that are mostl
 many clauses, joins and verb phrases (:func:`mi_course.organisms.corpus.ioi_recombined_documents`), which
 teach "the name said once" rather than six templates, in small batches (many steps in little time), mixed
 with Python snippets whose misspelt keyword is followed by Python's error message
-(:func:`mi_course.organisms.corpus.code_error_documents`), which gives the model a reason to mark misspelt words. Phase 2 first appends the messages' words to the
-vocabulary (:func:`mi_course.organisms.tokenizer.extend_tokenizer`), so phase 1 is unchanged by them.
+(:func:`mi_course.organisms.corpus.code_error_documents`), which gives the model a reason to mark misspelt words.
+Phase 2 first appends the messages' words to the vocabulary (:func:`mi_course.organisms.tokenizer.extend_tokenizer`),
+so phase 1 is unchanged by them.
 Phase 3 (``--typo-steps``) marks misspelt keywords. The word-level tokenizer gives each misspelt keyword
 (``pritn``, ``retrun``, ``values.apend``, ...) a token of its own, and nothing in next-token prediction makes
 the model represent them alike: an SAE on the phase-2 model has no code-error feature (best held-out top-100
@@ -39,18 +40,27 @@ import torch
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from mi_course.organisms import corpus
-from mi_course.saes import hook_activations
 from mi_course.language.greater_than import greater_than_scores
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
-from mi_course.organisms.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
-from mi_course.organisms.train import (extend_vocabulary, language_parser, optimizer_description, rows_for,
-                                      start_run, train_language_model, train_token_marker, training_record,
-                                      training_rows, write_language_checkpoint)
 from mi_course.models.checkpoints import regenerate_command
+from mi_course.organisms import corpus
+from mi_course.organisms.tokenizer import extend_tokenizer, load_tokenizer, pack_documents
+from mi_course.organisms.train import (
+    extend_vocabulary,
+    language_parser,
+    optimizer_description,
+    rows_for,
+    start_run,
+    train_language_model,
+    train_token_marker,
+    training_record,
+    training_rows,
+    write_language_checkpoint,
+)
 from mi_course.paths import checkpoint_dir
+from mi_course.saes import hook_activations
 
 HELDOUT_DOCUMENTS, IOI_PROMPTS, GREATER_THAN_PROMPTS, CODE_ERROR_DOCUMENTS = 200, 200, 200, 200
 GREATER_THAN_HELDOUT = [0, 1]  # both held-out templates
@@ -217,7 +227,8 @@ def options(argv=None) -> argparse.Namespace:
     parser.add_argument("--positions", choices=("standard", "shortformer"), default="standard",
                         help="shortformer adds positions to queries and keys only, which speeds up induction")
     parser.add_argument("--ioi-steps", type=int, default=2000,
-                        help="phase 2: steps on IOI sentences built from many clauses, joins and verb phrases (0: none)")
+                        help="phase 2: steps on IOI sentences built from many clauses, joins and verb phrases "
+                             "(0: none)")
     parser.add_argument("--ioi-lr", type=float, default=2e-3)
     parser.add_argument("--ioi-batch-size", type=int, default=16)
     parser.add_argument("--code-error-share", type=float, default=0.0,
@@ -343,8 +354,8 @@ def main(argv=None):
         "role": "lm",
         "full_counterpart": "GPT-2 small",
         "architecture": f"{args.n_layers}-layer HookedTransformer with MLPs (GELU, d_mlp {4 * args.d_model}) and "
-                        f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, {args.positions} "
-                        f"positional embeddings, "
+                        f"LayerNorm, d_model {args.d_model}, {args.n_heads} heads, n_ctx {args.n_ctx}, "
+                        f"{args.positions} positional embeddings, "
                         f"word-level vocabulary of {len(tokenizer)} (mi_course.organisms.tokenizer"
                         + (f"; {d_vocab_phase_1} from phase 1's corpus, the rest appended for phase 2)"
                            if len(tokenizer) > d_vocab_phase_1 else ")"),

@@ -1,6 +1,6 @@
 """Train the lite model organism ``modular-addition``: a 1-layer transformer that groks (a + b) mod p.
 
-    python scripts/train_modular_addition.py                      # p = 113, writes mi_course/checkpoints/modular-addition
+    python scripts/train_modular_addition.py             # p = 113, writes mi_course/checkpoints/modular-addition
     python scripts/train_modular_addition.py --p 53 --out /tmp/ma53 --no-manifest   # a quick experiment
 
 The setup follows Nanda et al. (2023), "Progress measures for grokking via mechanistic interpretability":
@@ -35,8 +35,13 @@ import torch
 import torch.nn.functional as F
 
 from mi_course.config import seed_everything, silence_known_warnings
-from mi_course.language.modular import (accuracy_all_pairs, all_pairs, answers, embedding_frequency_norms,
-                                        key_frequencies)
+from mi_course.language.modular import (
+    accuracy_all_pairs,
+    all_pairs,
+    answers,
+    embedding_frequency_norms,
+    key_frequencies,
+)
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.paths import checkpoint_dir
 

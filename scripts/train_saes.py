@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 import mi_course
 from mi_course import saes
 from mi_course.config import seed_everything
-from mi_course.organisms import corpus
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
+from mi_course.organisms import corpus
 from mi_course.paths import checkpoint_dir
 
 TOP_N = 100  # the precision of a feature = share of labelled tokens among its TOP_N largest activations
@@ -50,7 +50,8 @@ DOC_KIND = {"latin": "Latin-genre documents", "code_error": "code documents with
 
 def options(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=None, help="folder for the role folders (default: mi_course/checkpoints)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="folder for the role folders (default: mi_course/checkpoints)")
     ap.add_argument("--no-manifest", action="store_true", help="do not rewrite the manifest")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hooks", default="blocks.1.hook_resid_pre,blocks.2.hook_resid_pre,blocks.3.hook_resid_pre",

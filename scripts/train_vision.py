@@ -43,8 +43,8 @@ from torch import nn
 from mi_course.config import seed_everything
 from mi_course.models.checkpoints import regenerate_command, write_checkpoint
 from mi_course.models.lite_vision import LiteCNN, ResidualBlock, lite_cnn
-from mi_course.paths import checkpoint_dir
 from mi_course.organisms import images
+from mi_course.paths import checkpoint_dir
 from mi_course.vision import drawn
 from mi_course.vision.tuning import curve_detector_report, union_over_cases
 

@@ -78,8 +78,8 @@ def _non_default(cfg) -> dict:
 
 
 def gpt2_small_cfg():
-    from transformers import GPT2Config
     from transformer_lens import loading_from_pretrained as lfp
+    from transformers import GPT2Config
 
     with tempfile.TemporaryDirectory() as folder:
         GPT2Config(n_ctx=1024, architectures=["GPT2LMHeadModel"]).save_pretrained(folder)

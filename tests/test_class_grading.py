@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import sys
 import time
 import zipfile
@@ -17,7 +17,7 @@ import pytest
 
 from mi_course.grading import flags as fl
 from mi_course.grading.classroom import ClassGrader, check_results, expected_tests, write_outputs
-from mi_course.grading.exercise_files import lesson_modules, make_stubs, regions, replace_region, region_text
+from mi_course.grading.exercise_files import lesson_modules, make_stubs, region_text, regions, replace_region
 from mi_course.grading.submissions import MAX_FILE_BYTES, SubmissionError, read_submission
 from mi_course.grading.worker import WorkerPool
 
@@ -45,7 +45,8 @@ def test_canonical_calls_are_flagged_however_they_are_reached():
     cases = {
         "direct": head + "return mi_course.language.circuits.ov_circuit(model, layer, head)\n",
         "alias": head + "from mi_course.language import circuits as c\n    return c.ov_circuit(model, layer, head)\n",
-        "from-import": head + "from mi_course.language.circuits import ov_circuit as f\n    return f(model, layer, head)\n",
+        "from-import": head + ("from mi_course.language.circuits import ov_circuit as f\n"
+                               "    return f(model, layer, head)\n"),
         "re-export": head + "import mi_course.language as L\n    return L.circuits.ov_circuit(model, layer, head)\n",
     }
     for how, region in cases.items():
@@ -60,7 +61,8 @@ def test_canonical_calls_are_flagged_however_they_are_reached():
     assert "ov_circuit" in fl.flagged_exercises(fl.scan(rebind, "05", _names(rebind)), _names(rebind))
     # building on course code in a *different* exercise is fine
     other = replace_region(base, "qk_circuit", region_text(base, "qk_circuit").split("raise NotImplementedError")[0]
-                           + "from mi_course.language import circuits\n    return circuits.ov_circuit(model, layer, head)\n")
+                           + "from mi_course.language import circuits\n"
+                             "    return circuits.ov_circuit(model, layer, head)\n")
     assert fl.scan(other, "05", _names(other)) == []
 
 
@@ -93,8 +95,8 @@ def test_suspicious_code_is_flagged(code, kind):
 
 def test_ordinary_code_is_not_flagged():
     source = ("import torch\nfrom pathlib import Path\n\ndef f(p, model, layer):\n    text = Path(p).read_text()\n"
-              "    m = getattr(model, layer)\n    with open(p) as fh:\n        fh.read()\n    s = 'a'.replace('a', 'b')\n"
-              "    return torch.zeros(1)\n")
+              "    m = getattr(model, layer)\n    with open(p) as fh:\n        fh.read()\n"
+              "    s = 'a'.replace('a', 'b')\n    return torch.zeros(1)\n")
     assert fl.scan(source, "00", {"f"}) == []
 
 

@@ -47,7 +47,8 @@ def test_run_fails_a_notebook_that_shows_a_warning_and_names_the_cell(tmp_path, 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("print('fine')"),
                 nbformat.v4.new_code_cell("import warnings\nwarnings.warn('the old API', FutureWarning)"),
-                nbformat.v4.new_code_cell("import sys\nprint('3 of 4: Warning: not a Python warning', file=sys.stderr)"),
+                nbformat.v4.new_code_cell("import sys\n"
+                                          "print('3 of 4: Warning: not a Python warning', file=sys.stderr)"),
                 nbformat.v4.new_code_cell("warnings.warn('\\nstarts on the next line', UserWarning)")]
     path = tmp_path / "99_warns.ipynb"
     nbformat.write(nb, path)

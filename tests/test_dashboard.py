@@ -18,14 +18,26 @@ import torch
 import torch.nn.functional as F
 
 import mi_course
+from mi_course.models.registry import lite_shipped
 from mi_course.organisms import corpus
 from mi_course.organisms.tokenizer import pre_tokenize
-from mi_course.models.registry import lite_shipped
 from mi_course.saes import TopKSAE
-from mi_course.saes.dashboard import (FeatureActivations, activation_histogram, feature_activations,
-                                      feature_dashboard, feature_dashboards, interval_examples, label_features,
-                                      labelled_rows, max_activating_examples, nearest_features, neuronpedia_url,
-                                      prediction_score, text_view, top_logit_effects)
+from mi_course.saes.dashboard import (
+    FeatureActivations,
+    activation_histogram,
+    feature_activations,
+    feature_dashboard,
+    feature_dashboards,
+    interval_examples,
+    label_features,
+    labelled_rows,
+    max_activating_examples,
+    nearest_features,
+    neuronpedia_url,
+    prediction_score,
+    text_view,
+    top_logit_effects,
+)
 
 FIT_SEED, HELDOUT_SEED = 21, 22  # two sets of held-out documents: labels chosen on one, scored on the other
 N_DOCUMENTS = 300

@@ -11,8 +11,14 @@ import mi_course
 from mi_course.vision import stimuli, tuning
 from mi_course.vision.activations import channel_responses, input_scaling, layer_activations
 from mi_course.vision.dataset_examples import dataset_examples, image_maxima, top_examples
-from mi_course.vision.receptive_field import (ReceptiveField, crop_box, layer_geometry, measured_receptive_field,
-                                              receptive_field, receptive_field_of)
+from mi_course.vision.receptive_field import (
+    ReceptiveField,
+    crop_box,
+    layer_geometry,
+    measured_receptive_field,
+    receptive_field,
+    receptive_field_of,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,15 @@ import torch
 
 import mi_course
 from mi_course.vision import deepdream
-from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, grid_unevenness, layer_activations,
-                                     layer_norm, sample_photo)
+from mi_course.vision.photos import (
+    PHOTOS,
+    activation_norm,
+    class_logits,
+    grid_unevenness,
+    layer_activations,
+    layer_norm,
+    sample_photo,
+)
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,8 @@ CONTRACT_SPANS = {
     ("10.top_logit_effects", "effect = direction @ W_U"): "the definition of a logit effect",
     ("10.generate_with_steering", "torch.multinomial(probs, 1, generator=g)"): "the seeded sampling the test replays",
     ("11.causal_trace", "noise = torch.randn(n_samples, len(subject), d_model, "
-                        "generator=torch.Generator().manual_seed(seed)) * noise_std"): "the seeded noise the test replays",
+                        "generator=torch.Generator().manual_seed(seed)) "
+                        "* noise_std"): "the seeded noise the test replays",
 }
 
 

@@ -13,8 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import mi_course  # noqa: E402
-from mi_course.explorers import (attention_explorer, enable_colab_widgets, logit_lens_explorer,  # noqa: E402
-                                 superposition_explorer)
+from mi_course.explorers import attention_explorer, enable_colab_widgets, logit_lens_explorer, superposition_explorer  # noqa: E402
 from mi_course.models.registry import lite_shipped  # noqa: E402
 from solutions.l08_superposition import ToyModel, train_toy_model  # noqa: E402
 

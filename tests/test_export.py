@@ -108,8 +108,8 @@ def test_export_of_a_missing_notebook_says_so(capsys):
 
 
 def test_lab_turns_off_the_news_prompt_and_update_check(tmp_path, monkeypatch):
-    import jupyterlab
     import jsonschema
+    import jupyterlab
     from jupyterlab.labapp import LabApp
     from jupyterlab_server.settings_utils import _get_overrides
 

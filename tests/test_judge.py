@@ -28,8 +28,16 @@ import torch
 from mi_course.grading import codec
 from mi_course.grading.asserts import call_unmutated, expect_value_error
 from mi_course.grading.exercise_files import make_stubs
-from mi_course.grading.judge import (DriverError, drive, ProtocolError, RemoteError, RemoteImpl, Subject, SubjectDied,
-                                     SubjectTimeout)
+from mi_course.grading.judge import (
+    DriverError,
+    ProtocolError,
+    RemoteError,
+    RemoteImpl,
+    Subject,
+    SubjectDied,
+    SubjectTimeout,
+    drive,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SLACK = 6.0  # seconds past a budget, for a loaded 2-core machine

@@ -106,7 +106,8 @@ def test_composition_baseline_is_about_one_over_sqrt_d_model():
 
 def test_circuits_and_rows():
     model = tiny(seed=4)
-    ov, qk, virtual = circuits.ov_circuit(model, 1, 0), circuits.qk_circuit(model, 0, 2), circuits.virtual_head_ov(model, 2, 1)
+    ov, qk = circuits.ov_circuit(model, 1, 0), circuits.qk_circuit(model, 0, 2)
+    virtual = circuits.virtual_head_ov(model, 2, 1)
     assert all(isinstance(m, FactoredMatrix) and tuple(m.shape) == (11, 11) for m in (ov, qk, virtual))
     with torch.no_grad():
         assert torch.allclose(virtual.AB, model.W_E @ model.OV[0, 2].AB @ model.OV[1, 1].AB @ model.W_U, atol=1e-5)

@@ -12,11 +12,18 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import mi_course
 from mi_course.language import lens_plots
-from mi_course.language.logit_lens import (accumulated_residuals, correct_token_rank, decode_residual, heldout_rows,
-                                           kl_to_final, logit_lens, top_tokens_table)
-from mi_course.organisms.tokenizer import train_tokenizer
+from mi_course.language.logit_lens import (
+    accumulated_residuals,
+    correct_token_rank,
+    decode_residual,
+    heldout_rows,
+    kl_to_final,
+    logit_lens,
+    top_tokens_table,
+)
 from mi_course.language.tuned_lens import identity_translators, train_tuned_lens, tuned_lens_logits
 from mi_course.models.registry import lite_shipped
+from mi_course.organisms.tokenizer import train_tokenizer
 
 
 def tiny(normalization_type="LN", tokenizer=None, d_vocab=20, seed=0):

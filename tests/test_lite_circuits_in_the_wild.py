@@ -15,9 +15,9 @@ import torch
 
 import mi_course
 from mi_course.language import modular, patching
-from mi_course.organisms import corpus
 from mi_course.language.greater_than import greater_than_patching_set, mean_probability_difference
 from mi_course.language.ioi import answer_token, ioi_patching_set
+from mi_course.organisms import corpus
 
 SEED = 7  # the notebook uses 11
 
@@ -57,7 +57,8 @@ def test_ioi_the_repeated_name_travels_through_the_next_token(ioi):
         assert resid[layer, s2] < 0.1, f"block {layer}: S2 still restores {resid[layer, s2]:.2f}"
         assert resid[layer, end] < 0.3, f"block {layer}: the last position already restores {resid[layer, end]:.2f}"
     assert resid[last, end] > 0.9, f"before the last block the last position restores {resid[last, end]:.2f}"
-    assert abs(resid[last, nxt]) < 0.1, f"before the last block the token after S2 still restores {resid[last, nxt]:.2f}"
+    assert abs(resid[last, nxt]) < 0.1, \
+        f"before the last block the token after S2 still restores {resid[last, nxt]:.2f}"
 
 
 def test_ioi_heads_mover_in_block_0_and_answer_heads_in_block_2(lm, ioi):
@@ -110,7 +111,8 @@ def test_greater_than_the_start_year_reaches_the_last_position_in_block_0(organi
     _, cache = organism.run_with_cache(data.clean, names_filter="blocks.0.attn.hook_pattern")
     to_year = cache["blocks.0.attn.hook_pattern"][:, :, end, yy].mean(0)
     assert to_year.argmax() == 3, f"from END to YY block 0's heads attend {to_year.tolist()}: 0.3 should most"
-    others = [heads[l, h].abs().item() for l in range(heads.shape[0]) for h in range(heads.shape[1]) if (l, h) != (0, 3)]
+    others = [heads[l, h].abs().item() for l in range(heads.shape[0]) for h in range(heads.shape[1])
+              if (l, h) != (0, 3)]
     assert max(others) < 0.2, f"another head restores {max(others):.2f}"
 
 
@@ -185,13 +187,15 @@ def test_modular_the_embedding_lies_on_circles(modular_run):
             continue
         points = modular.embedding_circle(model.W_E, p, k)
         radius = points.norm(dim=-1)
-        assert radius.std() / radius.mean() < 0.2, f"frequency {k}: the radius varies by {radius.std() / radius.mean():.0%}"
+        assert radius.std() / radius.mean() < 0.2, \
+            f"frequency {k}: the radius varies by {radius.std() / radius.mean():.0%}"
         angle = torch.atan2(points[:, 1], points[:, 0])
         step = torch.remainder(angle[1:] - angle[:-1], 2 * math.pi)
         expected = 2 * math.pi * k / p
         # either orientation: the plane's two axes have no preferred sign
         error = torch.minimum((step - expected).abs(), (step - (2 * math.pi - expected)).abs())
-        assert error.median() < 0.2, f"frequency {k}: token x is not at angle 2 pi k x / p (median error {error.median():.2f})"
+        assert error.median() < 0.2, \
+            f"frequency {k}: token x is not at angle 2 pi k x / p (median error {error.median():.2f})"
 
 
 def test_modular_neurons_each_read_one_key_frequency(modular_run):

@@ -9,10 +9,21 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import mi_course
-from mi_course.organisms import corpus as C
-from mi_course.organisms.tokenizer import (BOS, EOS, PAD, SPECIAL_TOKENS, UNK, canonicalize, load_tokenizer,
-                                          pack_documents, pre_tokenize, save_tokenizer, train_tokenizer)
 from mi_course.models import checkpoints, lite, lite_tokenized
+from mi_course.organisms import corpus as C
+from mi_course.organisms.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIAL_TOKENS,
+    UNK,
+    canonicalize,
+    load_tokenizer,
+    pack_documents,
+    pre_tokenize,
+    save_tokenizer,
+    train_tokenizer,
+)
 
 N_DOCS = 1200
 
@@ -271,7 +282,8 @@ def test_code_error_documents_name_the_misspelt_keyword_in_pythons_words():
         for piece, last in zip(typos, said):
             typo = piece.split(".")[-1]
             keyword = next(k for k, ts in C.KEYWORD_TYPOS.items() if typo in ts)
-            suggestion = f"Did you mean: {keyword}?" if last.startswith(("Name", "Attr")) else f"Did you mean {keyword}?"
+            suggestion = (f"Did you mean: {keyword}?" if last.startswith(("Name", "Attr"))
+                          else f"Did you mean {keyword}?")
             assert last.endswith(suggestion), d
             assert last.startswith("NameError") == (keyword in C.CALLED_KEYWORDS and "." not in piece), d
             assert (f"name {typo} is not defined" in last) == last.startswith("NameError"), d

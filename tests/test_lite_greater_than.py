@@ -6,10 +6,14 @@ import pytest
 import torch
 
 import mi_course
-from mi_course.organisms import corpus
-from mi_course.language.greater_than import (greater_than_scores, probability_difference, start_year_correlation,
-                                             year_token_ids)
+from mi_course.language.greater_than import (
+    greater_than_scores,
+    probability_difference,
+    start_year_correlation,
+    year_token_ids,
+)
 from mi_course.models.registry import lite_shipped
+from mi_course.organisms import corpus
 
 TEST_SEED = 7  # the card measured seed 0, training watched seed 1
 

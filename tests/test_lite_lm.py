@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import mi_course
-from mi_course.models.registry import lite_shipped
-from mi_course.organisms import corpus
 from mi_course.language.induction import repeat_loss_ratio
 from mi_course.language.ioi import answer_token, ioi_logit_diffs
 from mi_course.language.logit_lens import kl_to_final, logit_lens
+from mi_course.models.registry import lite_shipped
+from mi_course.organisms import corpus
 from mi_course.organisms.tokenizer import pack_documents
 from mi_course.saes import hook_activations
 

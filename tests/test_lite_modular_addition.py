@@ -10,8 +10,15 @@ import pytest
 import torch
 
 import mi_course
-from mi_course.language.modular import (accuracy_all_pairs, all_pairs, answers, embedding_frequency_norms,
-                                        fourier_basis, frequency_of_row, key_frequencies)
+from mi_course.language.modular import (
+    accuracy_all_pairs,
+    all_pairs,
+    answers,
+    embedding_frequency_norms,
+    fourier_basis,
+    frequency_of_row,
+    key_frequencies,
+)
 from mi_course.models.registry import lite_shipped
 
 ROLE = "modular-addition"

@@ -1,17 +1,17 @@
 """The shipped lite SAEs (``scripts/train_saes.py``), measured again here on held-out text the script never saw
 (``split="heldout"``, seed 7; the script evaluated on seed 0 and chose its features on training text)."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
 
 import mi_course
 from mi_course import saes
-from mi_course.organisms import corpus
 from mi_course.models import checkpoints
 from mi_course.models.checkpoints import regenerate_script
 from mi_course.models.registry import lite_shipped
+from mi_course.organisms import corpus
 
 ROLES = ("sae", "sae-b", "sae-relu", "sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-ortsae")
 VARIANTS = ("sae-relu", "sae-topk", "sae-batchtopk", "sae-jumprelu", "sae-ortsae")
@@ -25,41 +25,41 @@ def needs(*roles):
     return pytest.mark.skipif(bool(missing), reason=f"lite SAE checkpoint(s) not shipped: {', '.join(missing)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def lm():
     torch.set_num_threads(1)
     return mi_course.load_model("lm", mode="lite", device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def sae(role):
     return mi_course.load_model(role, mode="lite", device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def card(role):
     return mi_course.model_card(role, mode="lite")
 
 
-@lru_cache(maxsize=None)
+@cache
 def script():
     return regenerate_script(card("sae"))[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def heldout(n_docs):
     """Documents, and labelled rows in the script's layout, of held-out text with the test's own seed."""
     docs = corpus.generate_documents(n_docs, seed=TEST_SEED, split="heldout")
     return docs, script().labelled_rows(lm().tokenizer, docs, lm().cfg.n_ctx)
 
 
-@lru_cache(maxsize=None)
+@cache
 def main_metrics():
     _, (tokens, _, _) = heldout(FEATURE_DOCS)
     return saes.sae_metrics(sae("sae"), lm(), tokens[:METRIC_ROWS], progress=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def l0_of(role):
     _, (tokens, _, _) = heldout(FEATURE_DOCS)
     store = saes.ActivationStore.from_model(lm(), tokens[:METRIC_ROWS], sae(role).hook_name, progress=False)
@@ -111,7 +111,7 @@ def test_variants_are_at_matched_l0():
         assert value == pytest.approx(card(role)["measured"]["l0"], abs=3.0), role
 
 
-@lru_cache(maxsize=None)
+@cache
 def explained_variance_of(role):
     _, (tokens, _, _) = heldout(FEATURE_DOCS)
     store = saes.ActivationStore.from_model(lm(), tokens[:METRIC_ROWS], sae(role).hook_name, progress=False)
@@ -135,7 +135,7 @@ def test_ortsae_has_the_lowest_decoder_cosines():
                                                    ["mean"], abs=1e-3)
 
 
-@lru_cache(maxsize=None)
+@cache
 def feature_precision():
     docs, data = heldout(FEATURE_DOCS)
     scan = script().feature_scan(sae("sae"), lm(), data, sae("sae").hook_name)

@@ -4,7 +4,7 @@ bridge words' logits most; the card's bridge feature *detects* the bridge but st
 praise feature, raises the share of continuations that mention it from near 0 to at least 30% at some
 strength, and as the strength grows the plain model finds the steered text ever less likely (it breaks)."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ PROMPTS = ["Then", "Every morning", "She said that", "Last year", "In the evenin
 ALPHAS = [0, 16, 24, 32, 48]
 
 
-@lru_cache(maxsize=None)
+@cache
 def models():
     torch.set_num_threads(1)
     return mi_course.load_model("lm", mode="lite", device="cpu"), mi_course.load_model("sae", mode="lite", device="cpu")
@@ -35,7 +35,7 @@ def writer_feature(model, sae, words) -> int:
         return int((sae.W_dec @ model.W_U)[:, ids].mean(-1).argmax())
 
 
-@lru_cache(maxsize=None)
+@cache
 def sweep(concept):
     model, sae = models()
     if concept == "bridge":

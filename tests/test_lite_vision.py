@@ -16,8 +16,14 @@ from mi_course.models.checkpoints import read_manifest
 from mi_course.models.registry import lite_shipped
 from mi_course.organisms import images
 from mi_course.vision.stimuli import curve_stimulus, line_stimulus, pixel_grid
-from mi_course.vision.tuning import (ORIENTATIONS, curve_detector_report, layer_activations, radial_tuning_curve,
-                                     tuning_statistics, union_over_cases)
+from mi_course.vision.tuning import (
+    ORIENTATIONS,
+    curve_detector_report,
+    layer_activations,
+    radial_tuning_curve,
+    tuning_statistics,
+    union_over_cases,
+)
 
 # ---------------------------------------------------------------- stimuli
 

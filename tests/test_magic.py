@@ -217,8 +217,8 @@ def test_a_folder_impl_says_whose_code_runs(course, monkeypatch, capsys, tmp_pat
 
 
 def test_the_stub_fingerprints_match_the_stubs():
-    from mi_course.grading.stubs import is_untouched_stub
     from mi_course.grading.exercise_files import ExerciseId, lesson_modules
+    from mi_course.grading.stubs import is_untouched_stub
 
     for lesson, path in lesson_modules(ROOT / "solutions").items():
         stubs = make_stubs(path.read_text(), lesson)

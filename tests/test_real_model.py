@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -53,7 +53,7 @@ TEST_FACTS = [("The capital of France is", " Paris"), ("The capital of England i
               ("The capital of Russia is", " Moscow")]
 
 
-@lru_cache(maxsize=None)
+@cache
 def model():
     torch.set_num_threads(1)
     return mi_course.load_model(ROLE, mode="lite", device="cpu")

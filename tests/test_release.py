@@ -12,8 +12,7 @@ import pytest
 from mi_course.build import expected_exercises
 from mi_course.cli import main as cli
 from mi_course.grading.exercise_files import SOLUTION_BEGIN, lesson_modules
-from mi_course.grading.release import (MANIFEST, ReleaseError, _check_out, release, solution_blocks,
-                                       solution_code_in)
+from mi_course.grading.release import MANIFEST, ReleaseError, _check_out, release, solution_blocks, solution_code_in
 from mi_course.grading.stubs import fingerprints_text
 from mi_course.paths import repo_root
 

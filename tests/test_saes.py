@@ -307,8 +307,8 @@ def test_ortsae_adds_the_penalty_and_its_gradient_reaches_the_decoder():
     x = torch.randn(16, D_IN)
     terms = sae.loss(x)
     plain = saes.BatchTopKSAE(D_IN, D_SAE, k=4).train().loss(x)
-    assert terms.penalties["orthogonality"].item() == pytest.approx(0.5 * max_cosine_by_hand(sae.W_dec.detach()).mean().item(),
-                                                          abs=1e-5)
+    assert terms.penalties["orthogonality"].item() == pytest.approx(
+        0.5 * max_cosine_by_hand(sae.W_dec.detach()).mean().item(), abs=1e-5)
     assert terms.total.item() == pytest.approx(plain.total.item() + terms.penalties["orthogonality"].item(), rel=1e-5)
     terms.penalties["orthogonality"].backward()
     assert sae.W_dec.grad.abs().sum() > 0
@@ -559,7 +559,8 @@ def test_saelens_loads_a_saved_course_sae_with_the_same_encode_and_decode(tmp_pa
 
 
 def test_from_saelens_folds_decoder_norms_and_the_input_bias():
-    from sae_lens.saes.topk_sae import TopKSAE as SAELensTopK, TopKSAEConfig
+    from sae_lens.saes.topk_sae import TopKSAE as SAELensTopK
+    from sae_lens.saes.topk_sae import TopKSAEConfig
 
     cfg = TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=5, rescale_acts_by_decoder_norm=True, apply_b_dec_to_input=False)
     theirs = SAELensTopK(cfg)
@@ -598,9 +599,11 @@ def test_plot_frontier_keeps_the_labels_of_close_points_apart():
 
     from mi_course.saes.plots import plot_frontier
 
-    card = {"relu": (29.543, 0.78104, 0.8886), "topk": (32.0, 0.90927, 0.97602), "batchtopk": (31.19264, 0.89585, 0.967),
-            "jumprelu": (26.84673, 0.80192, 0.92864), "ortsae": (31.22296, 0.89506, 0.96628)}
-    results = {name: {"l0": l0, "explained_variance": ev, "ce_loss_recovered": ce} for name, (l0, ev, ce) in card.items()}
+    card = {"relu": (29.543, 0.78104, 0.8886), "topk": (32.0, 0.90927, 0.97602),
+            "batchtopk": (31.19264, 0.89585, 0.967), "jumprelu": (26.84673, 0.80192, 0.92864),
+            "ortsae": (31.22296, 0.89506, 0.96628)}
+    results = {name: {"l0": l0, "explained_variance": ev, "ce_loss_recovered": ce}
+               for name, (l0, ev, ce) in card.items()}
     fig = plot_frontier(results)
     renderer = fig.canvas.get_renderer()
     try:
@@ -633,5 +636,5 @@ def test_the_training_step_and_losses_are_typed():
     losses = sae.loss(x)
     assert isinstance(losses, Losses) and isinstance(losses.step, TrainStep) and losses.step.acts is None
     assert set(losses.penalties) == {"orthogonality"}
-    assert losses.total.item() == pytest.approx((losses.mse + losses.sparsity + losses.penalties["orthogonality"]).item(),
-                                                rel=1e-6)
+    assert losses.total.item() == pytest.approx(
+        (losses.mse + losses.sparsity + losses.penalties["orthogonality"]).item(), rel=1e-6)

@@ -7,8 +7,7 @@ import torch
 import mi_course
 from mi_course import saes
 from mi_course.models.registry import lite_shipped
-from mi_course.saes.steering import (clamp_hook, continuation_loss, generate_with_steering, mention_share,
-                                     steering_hook)
+from mi_course.saes.steering import clamp_hook, continuation_loss, generate_with_steering, mention_share, steering_hook
 
 pytestmark = pytest.mark.skipif(not lite_shipped("lm"), reason="the lite lm is not shipped")
 
@@ -52,7 +51,8 @@ def test_clamp_hook_sets_the_feature_and_nothing_else():
     assert active.any() and (~active).any()
     torch.testing.assert_close(after[:, 1:, 2][active], torch.full((int(active.sum()),), 5.0))
     # where it was off, the whole value is added along the decoder row
-    torch.testing.assert_close((out - act)[:, 1:][~active], 5.0 * sae.W_dec[2].detach().expand(int((~active).sum()), -1))
+    torch.testing.assert_close((out - act)[:, 1:][~active],
+                               5.0 * sae.W_dec[2].detach().expand(int((~active).sum()), -1))
     torch.testing.assert_close(after[:, :1], before[:, :1])
     torch.testing.assert_close(after[..., [0, 1, 3]], before[..., [0, 1, 3]])
     with pytest.raises(ValueError, match="feature"):
@@ -91,4 +91,5 @@ def test_the_plain_models_loss_is_lower_on_its_own_text_than_on_shuffled_words_o
     vocab = list(lm.tokenizer.get_vocab())
     noise = [" ".join(vocab[int(i)] for i in torch.randint(4, len(vocab), (12,), generator=rng)) for _ in own]
     own_loss = continuation_loss(lm, prompt, own)
-    assert own_loss + 2 < continuation_loss(lm, prompt, shuffled) and own_loss + 2 < continuation_loss(lm, prompt, noise)
+    assert (own_loss + 2 < continuation_loss(lm, prompt, shuffled)
+            and own_loss + 2 < continuation_loss(lm, prompt, noise))

@@ -3,7 +3,7 @@ InceptionV1's real branches and a residual block), top inputs, rotation and equi
 channels are exact rotated copies), union over cases, polysemanticity and the universality comparison; then
 lesson 04's claims about the shipped lite models, measured on inputs other than the notebook's."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -15,13 +15,13 @@ from mi_course.vision.stimuli import curve_stimulus, line_stimulus
 from mi_course.vision.tuning import channel_responses, curve_detector_report
 
 
-@lru_cache(maxsize=None)
+@cache
 def lite(role: str = "vision"):
     torch.set_num_threads(1)
     return mi_course.load_model(role, mode="lite", device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def inception():
     from mi_course.models.dry_run import inceptionv1
 
@@ -264,7 +264,7 @@ def test_plots_draw_without_error():
 
 # ------------------------------------------------------------------ lesson 04's claims on the shipped models
 
-@lru_cache(maxsize=None)
+@cache
 def drawn_preferred(layer: str) -> dict:
     """Every channel's preferred orientation on PIL-drawn arcs (mi_course.vision.drawn), not the course's own
     stimulus generator: three radii, both polarities."""
@@ -289,7 +289,7 @@ def test_claim_curve_detectors_are_excited_by_similar_curves_and_inhibited_by_op
     assert pairs["correlation"] < -0.3, pairs["correlation"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def fresh_probe():
     from mi_course.organisms.images import class_images
 

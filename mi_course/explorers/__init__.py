@@ -18,5 +18,5 @@ from mi_course.explorers.microscope import Microscope, microscope
 from mi_course.explorers.superposition import SuperpositionExplorer, superposition_explorer
 
 __all__ = ["AttentionExplorer", "Explorer", "FeatureBrowser", "LogitLensExplorer", "Microscope",
-           "SuperpositionExplorer", "attention_explorer", "enable_colab_widgets", "feature_browser", "logit_lens_explorer", "microscope",
-           "superposition_explorer"]
+           "SuperpositionExplorer", "attention_explorer", "enable_colab_widgets", "feature_browser",
+           "logit_lens_explorer", "microscope", "superposition_explorer"]

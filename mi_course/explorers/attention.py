@@ -15,11 +15,23 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from mi_course.explorers.base import (DEFAULT_TEXT, Explorer, check_int, check_language_model, check_text,
-                                      figure_bundle, html_bundle, html_table)
+from mi_course.explorers.base import (
+    DEFAULT_TEXT,
+    Explorer,
+    check_int,
+    check_language_model,
+    check_text,
+    figure_bundle,
+    html_bundle,
+    html_table,
+)
 from mi_course.language.attention_plots import plot_attention_patterns
-from mi_course.language.induction import (induction_scores_from_cache, prev_token_scores_from_cache,
-                                          repeated_random_tokens, stripe_scores_from_cache)
+from mi_course.language.induction import (
+    induction_scores_from_cache,
+    prev_token_scores_from_cache,
+    repeated_random_tokens,
+    stripe_scores_from_cache,
+)
 
 SCORE_NOTES = {
     "previous-token (this text)": "mean attention from each token to the one before it, on the text above",

@@ -18,7 +18,8 @@ import html
 import io
 import operator
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt

@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 import torch
 
 from mi_course.explorers.base import Explorer, check_int, html_bundle
-from mi_course.saes.dashboard import (FeatureActivations, FeatureDashboard, FeatureLabels, feature_dashboard,
-                                      n_features, token_strings, top_logit_ids)
+from mi_course.saes.dashboard import (
+    FeatureActivations,
+    FeatureDashboard,
+    FeatureLabels,
+    feature_dashboard,
+    n_features,
+    token_strings,
+    top_logit_ids,
+)
 
 PAGE_SIZES = (5, 10, 20, 50)
 BY_TOKEN, BY_LABEL = "top token", "label"

@@ -16,8 +16,17 @@ import html
 
 import ipywidgets as widgets
 
-from mi_course.explorers.base import (DEFAULT_TEXT, Explorer, check_int, check_language_model, check_text,
-                                      figure_bundle, html_bundle, html_table, show_token)
+from mi_course.explorers.base import (
+    DEFAULT_TEXT,
+    Explorer,
+    check_int,
+    check_language_model,
+    check_text,
+    figure_bundle,
+    html_bundle,
+    html_table,
+    show_token,
+)
 from mi_course.language.lens_plots import plot_kl_by_layer, row_labels
 from mi_course.language.logit_lens import kl_to_final, logit_lens
 

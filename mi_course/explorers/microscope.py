@@ -19,7 +19,7 @@ headless (see :mod:`mi_course.explorers.base`).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import ipywidgets as widgets
 import torch

@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mi_course.grading.exercise_files import ExerciseId, lesson_modules, region_text, regions
 from mi_course.grading import secret_seed
-from mi_course.grading.flags import Flag, flagged_exercises, scan
+from mi_course.grading.exercise_files import ExerciseId, lesson_modules, region_text, regions
+from mi_course.grading.flags import flagged_exercises, scan
 from mi_course.grading.judge import sandbox_report
-from mi_course.grading.report import ExerciseResult, read_jsonl, summarize, write_json, write_junit
 from mi_course.grading.release import HIDDEN_TESTS
+from mi_course.grading.report import ExerciseResult, read_jsonl, summarize, write_json, write_junit
 from mi_course.grading.runner import grade_records, graded_test_files, run_pytest
 from mi_course.grading.stubs import is_untouched_stub
 from mi_course.grading.submissions import Submission, SubmissionError, read_submission

@@ -27,9 +27,9 @@ infrastructure failure must never satisfy ``expect_value_error`` or read as "not
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
-import dataclasses
 import struct
 import sys
 import weakref

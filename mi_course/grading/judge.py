@@ -7,10 +7,11 @@ learner's lesson module, runs the function there and sends back the value, or th
 So the process that computes a verdict never imports the learner's module and a submission cannot forge
 its score: at worst it returns wrong values, which the tests catch.
 
-What crosses (the S tier of docs/class-grading-survey.md, which sorts every graded test by what must cross): plain data, tensors (dtype, shape, requires_grad),
-models by role (``codec.register_role`` / ``codec.load_role_model``). Exceptions come back with their
-built-in class for :data:`ALLOWED_EXCEPTIONS` (a learner's subclass reads as its nearest allowed base),
-otherwise as :class:`RemoteError`; NotImplementedError comes back as itself, so a stub reads "not started".
+What crosses (the S tier of docs/class-grading-survey.md, which sorts every graded test by what must cross):
+plain data, tensors (dtype, shape, requires_grad), models by role (``codec.register_role`` /
+``codec.load_role_model``). Exceptions come back with their built-in class for :data:`ALLOWED_EXCEPTIONS`
+(a learner's subclass reads as its nearest allowed base), otherwise as :class:`RemoteError`;
+NotImplementedError comes back as itself, so a stub reads "not started".
 A subject that dies or overruns its wall budget raises :class:`SubjectDied` (:class:`SubjectTimeout`), and
 the next call starts a fresh subject. None of the infrastructure errors (CodecError, RemoteError,
 SubjectDied) is a ValueError or NotImplementedError: they can never satisfy ``expect_value_error``.
@@ -45,17 +46,17 @@ import select
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pytest
 import torch
 
 from mi_course.grading import codec
+from mi_course.grading.codec import ALLOWED_EXCEPTIONS  # re-exported: the classes re-raised as themselves
 from mi_course.grading.impl import ImplementationImportError
 from mi_course.grading.sandbox import GiB, Sandbox, SandboxLimits, SandboxProcess, readable_by_others
-
-from mi_course.grading.codec import ALLOWED_EXCEPTIONS  # re-exported: the classes re-raised as themselves
 
 SUBJECT_ENV_KEEP = ("MI_COURSE_ROOT", "MI_COURSE_CHECKPOINTS")  # course locations the subject needs, no secrets
 SUBJECT_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MI_COURSE_MODE": "lite",

@@ -6,8 +6,8 @@ and ``check`` grade), re-imports the module, and puts the names it defines into 
 Nothing a learner wrote is lost: a cell that still holds the untouched stub (a fresh copy of the notebook,
 "Run all" after ``git pull``, ``mi-course run``, Colab opening the notebook anew) is never saved over an
 answer in the file; the answer is loaded from the file instead, and the cell says so. When a cell does
-replace an answer, the replaced answer is kept in ``exercises/.history/`` (unless this kernel wrote it: re-running an edited cell
-makes no copies).
+replace an answer, the replaced answer is kept in ``exercises/.history/`` (unless this kernel wrote it:
+re-running an edited cell makes no copies).
 
 With ``MI_COURSE_IMPL=solutions`` (course authors and CI execute notebooks so) or a folder of lesson
 modules, the cell is not written; that implementation is used instead.
@@ -19,8 +19,15 @@ import os
 import time
 from pathlib import Path
 
-from mi_course.grading.exercise_files import (ExerciseId, keep_docstrings, lesson_modules, region_text,
-                                              regions, replace_region, top_level_names)
+from mi_course.grading.exercise_files import (
+    ExerciseId,
+    keep_docstrings,
+    lesson_modules,
+    region_text,
+    regions,
+    replace_region,
+    top_level_names,
+)
 from mi_course.grading.impl import impl_folder, load_impl
 from mi_course.grading.plugin import IMPL_ENV
 from mi_course.grading.stubs import is_untouched_stub

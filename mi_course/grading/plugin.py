@@ -146,7 +146,7 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """A per-exercise points table after a plain ``pytest`` run, so learners see their score."""
-    from mi_course.grading.report import summarize_reports, format_table
+    from mi_course.grading.report import format_table, summarize_reports
 
     rows = summarize_reports(terminalreporter.stats)
     if rows:

@@ -128,8 +128,13 @@ def student_readme(root: Path) -> str:
 
 def release_contents(root: Path, repo_url: str | None = None, log=print) -> tuple[dict[str, bytes], list[str]]:
     """Release path -> contents, and warnings (generated files that the checkout holds stale)."""
-    from mi_course.build import CLASSROOM_PATH, classroom_workflow, collect_exercises, expected_exercises, \
-        expected_notebooks
+    from mi_course.build import (
+        CLASSROOM_PATH,
+        classroom_workflow,
+        collect_exercises,
+        expected_exercises,
+        expected_notebooks,
+    )
     from mi_course.grading.stubs import FINGERPRINTS_PATH, fingerprints_text
     from mi_course.lessons import repo_url as course_url
 

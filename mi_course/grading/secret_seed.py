@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

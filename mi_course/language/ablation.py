@@ -10,7 +10,7 @@ lessons (activation patching, circuits in the wild) build on the same hook names
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Int

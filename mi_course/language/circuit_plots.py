@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,7 +58,8 @@ def matrix_sizes(model) -> str:
         ("W_OV = W_V W_O", "per head, rank <= d_head", (cfg.d_model, cfg.d_model)),
     ]
     if not cfg.attn_only and cfg.d_mlp:
-        rows += [("W_in", "per MLP layer", (cfg.d_model, cfg.d_mlp)), ("W_out", "per MLP layer", (cfg.d_mlp, cfg.d_model))]
+        rows += [("W_in", "per MLP layer", (cfg.d_model, cfg.d_mlp)),
+                 ("W_out", "per MLP layer", (cfg.d_mlp, cfg.d_model))]
     rows += [
         ("W_U", "unembedding", (cfg.d_model, cfg.d_vocab)),
         ("W_E W_OV W_U", "full OV circuit of one head", (cfg.d_vocab, cfg.d_vocab)),

@@ -7,7 +7,8 @@ above the start year's, minus the probability on those below (the start year's o
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from jaxtyping import Float, Int

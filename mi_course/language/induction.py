@@ -17,15 +17,11 @@ attends to the token *after* the previous occurrence of the current token, i.e. 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from jaxtyping import Float, Int
 
 from mi_course.language.ablation import ABLATIONS, head_ablation_hook  # noqa: F401 (re-exported)
-from mi_course.language.ablation import check_head as _check_head
 from mi_course.language.circuits import ov_circuit
-
 
 
 def _bos_id(model) -> int:

@@ -7,7 +7,7 @@ matplotlib ``Figure``; none of them runs a model. Rows of a lens are numbered as
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

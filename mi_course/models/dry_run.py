@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -56,7 +56,7 @@ def _training_text() -> list[str]:
     return texts + [" " + " ".join(words)] * 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stand_in_backend(vocab_size: int, specials: tuple[tuple[str, int], ...], split_digits: bool):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 

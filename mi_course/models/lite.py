@@ -8,8 +8,9 @@ that it is imported only when such a checkpoint is loaded.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -19,10 +19,11 @@ read the previous layer's (post-ReLU, pooled) activations. ``model.layer_names``
 A conv entry with ``"block": "residual"`` makes that layer a :class:`ResidualBlock` and the model a
 :class:`ResidualCNN` (role ``vision-c``, the lite counterpart of ResNet-50): ``model.conv4`` is then the block,
 ``relu(conv_b(conv_a(x)) + shortcut(x))``, and a hook on it sees the block's output after the addition and
-the ReLU (as a hook on torchvision's ``layer2`` does); that ReLU is the module ``model.conv4.relu``. ``model.conv4.conv_a`` (a :class:`ConvReLU`) reads the
-previous layer's pooled output directly; ``conv_b`` and ``shortcut`` (1x1, or ``nn.Identity`` when the widths
-agree) are :class:`ConvBN` (no ReLU). Names are lucent-style for the feature-visualization code too
-(``conv4``, ``conv4_conv_a``: the module path joined by ``_``).
+the ReLU (as a hook on torchvision's ``layer2`` does); that ReLU is the module ``model.conv4.relu``.
+``model.conv4.conv_a`` (a :class:`ConvReLU`) reads the previous layer's pooled output directly; ``conv_b`` and
+``shortcut`` (1x1, or ``nn.Identity`` when the widths agree) are :class:`ConvBN` (no ReLU). Names are
+lucent-style for the feature-visualization code too (``conv4``, ``conv4_conv_a``: the module path joined by
+``_``).
 
 Shipped weights have BatchNorm folded into the convolutions (training uses BatchNorm; see
 ``scripts/train_vision.py``), so what a lesson reads off ``conv.weight`` is the whole linear map.

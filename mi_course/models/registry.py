@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mi_course.config import dry_run, get_device, get_mode
 from mi_course.models import checkpoints, full, lite
@@ -101,8 +102,8 @@ for _spec in (
                       "model.features.4", "conv2 after its ReLU (192 channels, stride 8, 27x27 at 224 px), the "
                       "early-mid layer at mixed3b's stride"),
     _torchvision_role("vision-c", "a residual image classifier, for universality", "resnet50", "ResNet-50",
-                      "He et al., Deep Residual Learning (2016); Olah et al., Zoom In (universality, Distill, 2020), whose "
-                      "figure has ResNetV2-50: torchvision's ResNet-50 is v1.5, another network",
+                      "He et al., Deep Residual Learning (2016); Olah et al., Zoom In (universality, Distill, 2020), "
+                      "whose figure has ResNetV2-50: torchvision's ResNet-50 is v1.5, another network",
                       "model.layer2", "the second stage's output, after its last block's addition and ReLU (512 "
                       "channels, stride 8, 28x28 at 224 px), at mixed3b's stride"),
     _torchvision_role("vision-d", "a deep plain image classifier, for universality (full mode only)", "vgg19",

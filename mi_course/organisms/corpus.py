@@ -40,8 +40,9 @@ occurs in training text.
     # ('The expedition lasted from the year 1309 to the year 13', 1309)
 
 Also for the lessons: :func:`corrupt_ioi` (the "ABC" prompts for activation patching),
-:func:`corrupt_greater_than` (start year ``YY01``), :func:`fact_prompts` ("The Corvin Tower is in" -> "Valmont"), :func:`code_documents` (snippets labelled with/without an error),
-:func:`repeated_span_documents`, and :func:`required_tokens` (what every lite tokenizer must contain).
+:func:`corrupt_greater_than` (start year ``YY01``), :func:`fact_prompts` ("The Corvin Tower is in" -> "Valmont"),
+:func:`code_documents` (snippets labelled with/without an error), :func:`repeated_span_documents`, and
+:func:`required_tokens` (what every lite tokenizer must contain).
 With seed 0, 40,000 training documents are about 2.05 million tokens (51 per document) over ~1,600 distinct
 tokens; by tokens the genres weigh story 0.18, dialogue 0.13, ioi 0.12, years 0.11, bridge 0.09, repeat 0.09,
 facts 0.08, city 0.08, latin 0.06, code 0.06 (``python scripts/make_corpus.py`` prints the table).
@@ -52,8 +53,9 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 GENRES: dict[str, float] = {
     "story": 0.13, "ioi": 0.15, "facts": 0.12, "years": 0.10, "latin": 0.07,

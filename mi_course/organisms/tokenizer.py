@@ -55,8 +55,8 @@ TransformerLens settings (checked by tests/test_lite_corpus.py, TransformerLens 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from mi_course.config import seed_everything, silence_known_warnings
+from mi_course.models.checkpoints import write_checkpoint
 from mi_course.organisms import corpus
 from mi_course.organisms.tokenizer import pack_documents, save_tokenizer, train_tokenizer
-from mi_course.models.checkpoints import write_checkpoint
 
 
 def language_parser(description: str, steps: int, lr: float, span_fraction: float | None,
@@ -167,7 +167,8 @@ def train_token_marker(model, rows: Int[torch.Tensor, "rows n_ctx"], token_ids: 
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if hook_name not in model.hook_dict:
-        raise ValueError(f"hook_name must be one of the model's hooks (e.g. blocks.1.hook_resid_pre), got {hook_name!r}")
+        raise ValueError("hook_name must be one of the model's hooks (e.g. blocks.1.hook_resid_pre), "
+                         f"got {hook_name!r}")
     ids = torch.as_tensor(sorted(set(token_ids)), dtype=torch.long)
     if not len(ids) or ids.min() < 0 or ids.max() >= model.cfg.d_vocab:
         raise ValueError(f"token_ids must be ids of the vocabulary (0..{model.cfg.d_vocab - 1}), got {token_ids!r}")
@@ -224,9 +225,9 @@ def train_token_marker(model, rows: Int[torch.Tensor, "rows n_ctx"], token_ids: 
 
 def extend_vocabulary(model: HookedTransformer, tokenizer) -> HookedTransformer:
     """A copy of ``model`` for ``tokenizer``, whose vocabulary is the model's with tokens appended
-    (:func:`~mi_course.organisms.tokenizer.extend_tokenizer`): a new token's embedding starts at the mean embedding, its unembedding at the mean
-    unembedding, and its logit bias at the lowest bias, so that the old predictions barely move until training
-    gives the new tokens their own meaning."""
+    (:func:`~mi_course.organisms.tokenizer.extend_tokenizer`): a new token's embedding starts at the mean
+    embedding, its unembedding at the mean unembedding, and its logit bias at the lowest bias, so that the old
+    predictions barely move until training gives the new tokens their own meaning."""
     old, d_vocab = model.cfg.d_vocab, len(tokenizer)
     if d_vocab < old:
         raise ValueError(f"the tokenizer has {d_vocab} tokens, fewer than the model's {old}")
@@ -237,7 +238,8 @@ def extend_vocabulary(model: HookedTransformer, tokenizer) -> HookedTransformer:
     state = model.state_dict()
     n_new = d_vocab - old
     state["embed.W_E"] = torch.cat([state["embed.W_E"], state["embed.W_E"].mean(0).expand(n_new, -1)])
-    state["unembed.W_U"] = torch.cat([state["unembed.W_U"], state["unembed.W_U"].mean(1, keepdim=True).expand(-1, n_new)], 1)
+    state["unembed.W_U"] = torch.cat([state["unembed.W_U"],
+                                      state["unembed.W_U"].mean(1, keepdim=True).expand(-1, n_new)], 1)
     state["unembed.b_U"] = torch.cat([state["unembed.b_U"], state["unembed.b_U"].min().expand(n_new)])
     grown.load_state_dict(state)
     return grown

@@ -11,21 +11,41 @@ Every variant has the same interface: ``encode``, ``decode``, ``forward``, ``W_e
 ``W_dec`` [d_sae, d_in], ``b_enc``, ``b_dec`` (see :mod:`mi_course.saes.base`).
 """
 
-from mi_course.saes.activations import (DEFAULT_MAX_MEMORY_BYTES, ActivationStore, hook_activations,
-                                        logits_with_replacement)
+from mi_course.saes.activations import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    ActivationStore,
+    hook_activations,
+    logits_with_replacement,
+)
 from mi_course.saes.base import VARIANTS, SparseAutoencoder, sae_from_config
 from mi_course.saes.batch_topk import BatchTopKSAE, batch_top_k, batch_topk_activation
-from mi_course.saes.dashboard import (FeatureActivations, FeatureDashboard, FeatureLabels, TextView,
-                                      feature_activations, feature_dashboard, feature_dashboards, label_features,
-                                      labelled_rows, neuronpedia_url, text_view)
+from mi_course.saes.dashboard import (
+    FeatureActivations,
+    FeatureDashboard,
+    FeatureLabels,
+    TextView,
+    feature_activations,
+    feature_dashboard,
+    feature_dashboards,
+    label_features,
+    labelled_rows,
+    neuronpedia_url,
+    text_view,
+)
 from mi_course.saes.dead_features import FiringTracker, auxk_loss
 from mi_course.saes.jumprelu import JumpReLUSAE, jumprelu, rectangle, step
 from mi_course.saes.metrics import ce_loss_recovered, reconstruction_metrics, sae_metrics
 from mi_course.saes.orthogonal import OrtSAE, max_cosine_similarities, orthogonality_penalty
 from mi_course.saes.relu import ReLUSAE
 from mi_course.saes.saelens import from_saelens, load_saelens, save_saelens
-from mi_course.saes.steering import (clamp_hook, continuation_loss, generate_with_steering, mention_share,
-                                     steering_hook, steering_sweep)
+from mi_course.saes.steering import (
+    clamp_hook,
+    continuation_loss,
+    generate_with_steering,
+    mention_share,
+    steering_hook,
+    steering_sweep,
+)
 from mi_course.saes.topk import TopKSAE, top_k, topk_activation
 from mi_course.saes.training import train_sae
 

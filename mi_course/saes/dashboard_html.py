@@ -9,7 +9,8 @@ Every token is escaped, and whitespace is made visible: a newline shows as ``↵
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the data classes live in dashboard.py, which imports this module
     from mi_course.saes.dashboard import Example, FeatureDashboard, Histogram, IntervalExamples, TextView

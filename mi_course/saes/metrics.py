@@ -27,11 +27,15 @@ from contextlib import contextmanager
 
 import torch
 from jaxtyping import Int
-
 from tqdm.auto import tqdm
 
-from mi_course.saes.activations import (DEFAULT_MAX_MEMORY_BYTES, ActivationStore, as_store, hook_activations,
-                                        logits_with_replacement)
+from mi_course.saes.activations import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    ActivationStore,
+    as_store,
+    hook_activations,
+    logits_with_replacement,
+)
 
 ABLATIONS = ("zero", "mean")
 

@@ -124,7 +124,8 @@ def _label_points(ax, xs, ys, names, colors, fontsize: int = 8) -> None:
 def plot_frontier(results: dict[str, dict], ax=None):
     """Two panels: L0 against explained variance, and L0 against CE loss recovered, one point per SAE
     (``results``: name -> a dict with ``l0``, ``explained_variance``, ``ce_loss_recovered``). Each SAE has its
-    colour and an open marker of its own shape (points that coincide stay visible); labels of points that lie close together are staggered, with a leader line to their point."""
+    colour and an open marker of its own shape (points that coincide stay visible); labels of points that lie
+    close together are staggered, with a leader line to their point."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6)) if ax is None else (ax[0].figure, ax)
     names = list(results)
     colors = [f"C{i % 10}" for i in range(len(names))]

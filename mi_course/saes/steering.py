@@ -13,7 +13,7 @@ means the same thing at every step; the lite models and short continuations make
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from jaxtyping import Float

@@ -1,6 +1,10 @@
 # Setup: run this cell first. On Colab it fetches and installs the course once (a few minutes);
 # on your own machine (after `make lab`) it only loads the course.
-import importlib.util, os, subprocess, sys
+import importlib.util
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     COURSE, REPO = "/content/mi-course", os.environ.get("MI_COURSE_REPO", "{repo_url}")
     if not os.path.isdir(COURSE):  # GIT_TERMINAL_PROMPT=0: a clone that cannot work fails at once, no password prompt
@@ -15,4 +19,5 @@ if "google.colab" in sys.modules:
     os.environ["MI_COURSE_ROOT"] = COURSE
 
 import mi_course
+
 mi_course.setup_notebook("{lesson}")

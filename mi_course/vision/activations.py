@@ -22,7 +22,7 @@ outputs of some layers and stops the forward pass after the deepest, :func:`run_
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from jaxtyping import Float

@@ -25,7 +25,7 @@ convolution is PyTorch's (a cross-correlation).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -216,7 +216,8 @@ def plot_weight_images(weights: torch.Tensor, unit: int, inputs: Sequence[int], 
         if renders is not None:
             axes[0, j].imshow(renders[j].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy())
         for a in axes[:, j]:
-            a.set_xticks([]); a.set_yticks([])
+            a.set_xticks([])
+            a.set_yticks([])
     fig.colorbar(im, ax=axes[-1].tolist(), shrink=0.9, pad=0.01, label="weight")
     fig.suptitle((suptitle + "\n" if suptitle else "") + "red excites, blue inhibits", fontsize=10)
     return fig
@@ -366,7 +367,8 @@ def mirror_split(model, layer: str, units: Sequence[int], renders: torch.Tensor)
         idx = sorted(left)
         sub = score[idx][:, idx]
         i, j = divmod(int(sub.argmax()), len(idx))
-        a.append(units[idx[i]]); b.append(units[idx[j]])
+        a.append(units[idx[i]])
+        b.append(units[idx[j]])
         left -= {idx[i], idx[j]}
     for i in left:  # an odd one out: opposite its best partner
         j = int(score[i].argmax())

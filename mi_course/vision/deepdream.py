@@ -26,8 +26,8 @@ the same ``seed`` gives the same image while the caller's random state is left a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,14 @@ from tqdm.auto import tqdm
 from mi_course.checks import int_at_least, number_above
 from mi_course.vision.activations import lucent_name
 from mi_course.vision.featurevis import frozen, is_lite, redirected_relu
-from mi_course.vision.photos import (PHOTOS, activation_norm, class_logits, layer_norm,  # noqa: F401
-                                     layer_output, sample_photo)
+from mi_course.vision.photos import PHOTOS, activation_norm, class_logits, layer_norm, layer_output, sample_photo
+
+__all__ = [
+    "Image", "MIN_OCTAVE_SIZE", "EPS", "Step", "Dream",
+    "check_image", "dreaming", "dream_step", "octave_sizes", "octave_pyramid", "deep_dream", "logit_gains",
+    # the photos and probes a dream uses, from mi_course.vision.photos
+    "PHOTOS", "activation_norm", "class_logits", "layer_norm", "layer_output", "sample_photo",
+]
 
 Image = Float[torch.Tensor, "3 height width"]
 MIN_OCTAVE_SIZE = 8  # pixels on a side: below this a network has nothing left to see

@@ -25,15 +25,15 @@ renders many channels on a CPU:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from mi_course.vision.activations import LayerCapture, lucent_name, module_names, run_capture  # noqa: F401
+from mi_course.vision.activations import LayerCapture, lucent_name, module_names, run_capture
 
 PARAMS = ("fourier", "pixel")
 

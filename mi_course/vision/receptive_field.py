@@ -22,7 +22,8 @@ Two ways to find the three numbers:
 from __future__ import annotations
 
 import weakref
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F

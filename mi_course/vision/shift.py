@@ -15,7 +15,7 @@ the centre neuron's receptive field lies inside the image for the shifts that ma
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from jaxtyping import Float

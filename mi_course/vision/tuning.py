@@ -18,8 +18,17 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.vision.activations import channel_responses, check_images, get_module, layer_activations  # noqa: F401
-from mi_course.vision.stimuli import POLARITIES, arc_length, curve_stimulus, curvature_stimulus, line_stimulus
+from mi_course.vision.activations import channel_responses, check_images, get_module, layer_activations
+from mi_course.vision.stimuli import POLARITIES, arc_length, curvature_stimulus, curve_stimulus, line_stimulus
+
+__all__ = [
+    "ORIENTATIONS", "LINE_ORIENTATIONS", "RADII", "WIDTH", "SIZE", "THRESHOLDS", "STRETCH_THRESHOLDS",
+    "CURVATURES", "CURVE_LENGTH",
+    "tuning_curves", "radial_tuning_curve", "line_responses", "curvature_tuning", "tuning_statistics",
+    "curve_detector_report", "find_curve_detectors", "union_over_cases",
+    # the activation probe, from mi_course.vision.activations
+    "channel_responses", "check_images", "get_module", "layer_activations",
+]
 
 ORIENTATIONS = tuple(range(0, 360, 5))        # curves: every 5 degrees around the circle
 LINE_ORIENTATIONS = tuple(range(0, 180, 5))   # lines have period 180

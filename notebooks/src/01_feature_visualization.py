@@ -426,9 +426,9 @@ check("01.diversity_objective")
 # image (in lite mode at 0.5, three of the four still look alike, Gram similarity above 0.96 between them);
 # too large, and some images give up the channel to be different (at 5, three of four keep under a tenth of
 # their activation). In lite mode 1.5 keeps both here: no two images alike, each still clearly exciting the
-# channel (with other seeds, one image of the four sometimes keeps only a sixth of it). In full mode the weight is Lucid's for InceptionV1, 1e2 on a diversity summed over the other
-# images, which is `batch - 1` times this mean: 3e2 here; the course has not measured it, so there the cell
-# prints its numbers and checks no claim.
+# channel (with other seeds, one image of the four sometimes keeps only a sixth of it). In full mode the weight is
+# Lucid's for InceptionV1, 1e2 on a diversity summed over the other images, which is `batch - 1` times this mean: 3e2
+# here; the course has not measured it, so there the cell prints its numbers and checks no claim.
 #
 # With it, you should see four different images, and your objective say that they differ. In lite mode one
 # is still much like the images without; in the others the arcs are washed out in blue and white, broken

@@ -133,9 +133,9 @@ image_grid(row + more, titles, cols=8, size=1.4); plt.show()
 # A channel's **response** to an image is its largest activation over all positions: the curve sits at the
 # centre of the image, and some unit of the channel's map has it in view. To read a layer this lesson gives
 # you `layer_activations(model, images, layer)`: it measures, in batches and with **no gradient graph**, and
-# returns a CPU tensor. (Lesson 02's `layer_output` is its counterpart for optimizing: it keeps the graph.) Show the channel arcs of every
-# orientation (and, so that one radius or polarity does not decide, several radii and both polarities,
-# keeping the largest response); the responses against orientation are its **radial tuning curve**
+# returns a CPU tensor. (Lesson 02's `layer_output` is its counterpart for optimizing: it keeps the graph.) Show the
+# channel arcs of every orientation (and, so that one radius or polarity does not decide, several radii and both
+# polarities, keeping the largest response); the responses against orientation are its **radial tuning curve**
 # (Cammarata et al. plot them in polar coordinates).
 #
 # <details><summary>Hint: the idea</summary>

@@ -42,8 +42,8 @@ import torch.nn.functional as F
 
 from mi_course import check, claim, get_mode, load_model, model_card
 from mi_course.organisms.images import CLASSES, class_images, generate
-from mi_course.vision.featurevis import render
 from mi_course.vision.circuits import field_stimuli
+from mi_course.vision.featurevis import render
 from mi_course.vision.image_plots import image_grid
 from mi_course.vision.tuning import channel_responses, curve_detector_report
 
@@ -687,10 +687,10 @@ if FULL:
 # If features are the natural units of a network, different networks trained on similar data should find the
 # same ones. Olah et al. state it as the third claim of Zoom In (2020), and curve detectors are its best
 # evidence: Zoom In's universality figure shows curve detectors in AlexNet, VGG19 and ResNetV2-50 as well as
-# InceptionV1 (full mode here uses torchvision's ResNet-50, which is v1.5, not the ResNetV2-50 of that figure). The test needs **one criterion** applied to every model on the **same stimuli**: lesson 03's
-# `curve_detector_report`. Then compare what each model has: which orientations, and whether every orientation
-# one model covers is covered by the other (`matching[a][b]`: over a's detectors, the mean distance to the
-# nearest of b's).
+# InceptionV1 (full mode here uses torchvision's ResNet-50, which is v1.5, not the ResNetV2-50 of that figure). The test
+# needs **one criterion** applied to every model on the **same stimuli**: lesson 03's `curve_detector_report`. Then
+# compare what each model has: which orientations, and whether every orientation one model covers is covered by the
+# other (`matching[a][b]`: over a's detectors, the mean distance to the nearest of b's).
 #
 # <details><summary>Hint: the idea</summary>
 #

@@ -480,9 +480,12 @@ plt.show()
 # V-composition adds new paths. How much a layer-1 head reads from a layer-0 head on each side is measured
 # by how much of one matrix passes through the other, relative to their sizes (Frobenius norms):
 #
-# $$\text{Q: } \frac{\lVert W_{OV}^{0} W_{QK}^{1} \rVert_F}{\lVert W_{OV}^{0} \rVert_F \lVert W_{QK}^{1} \rVert_F},
-# \qquad \text{K: } \frac{\lVert W_{QK}^{1} W_{OV}^{0\top} \rVert_F}{\lVert W_{OV}^{0} \rVert_F \lVert W_{QK}^{1} \rVert_F},
-# \qquad \text{V: } \frac{\lVert W_{OV}^{0} W_{OV}^{1} \rVert_F}{\lVert W_{OV}^{0} \rVert_F \lVert W_{OV}^{1} \rVert_F}.$$
+# $$\text{Q: } \frac{\lVert W_{OV}^{0} W_{QK}^{1} \rVert_F}
+# {\lVert W_{OV}^{0} \rVert_F \lVert W_{QK}^{1} \rVert_F},
+# \qquad \text{K: } \frac{\lVert W_{QK}^{1} W_{OV}^{0\top} \rVert_F}
+# {\lVert W_{OV}^{0} \rVert_F \lVert W_{QK}^{1} \rVert_F},
+# \qquad \text{V: } \frac{\lVert W_{OV}^{0} W_{OV}^{1} \rVert_F}
+# {\lVert W_{OV}^{0} \rVert_F \lVert W_{OV}^{1} \rVert_F}.$$
 #
 # These are the row-vector forms of Elhage et al.'s scores. Why each product: a layer-0 head turns a
 # vector $y$ into $y W_{OV}^0$. In the query, the score is $(y W_{OV}^0) W_{QK}^1 x^\top$: product

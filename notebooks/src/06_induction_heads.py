@@ -40,8 +40,13 @@ import torch
 
 import mi_course
 from mi_course import load_model, model_card
-from mi_course.language.attention_plots import (attention_view, plot_attention_patterns, plot_head_scores,
-                                                plot_loss_by_position, plot_token_losses)
+from mi_course.language.attention_plots import (
+    attention_view,
+    plot_attention_patterns,
+    plot_head_scores,
+    plot_loss_by_position,
+    plot_token_losses,
+)
 
 torch.set_grad_enabled(False)  # we only look at models in this lesson, nothing is trained
 model = load_model("attn-only-2l")
@@ -362,10 +367,10 @@ if measured:
 #
 # Now that your scores work, the explorer below uses the course's own versions of them so you can
 # browse every head. Move the sliders to pick a layer and a head. The heatmap is that head's attention
-# on the "Clara Pruitt" sentence from section 2 (rows are queries, columns keys). The table gives its scores: previous-token on this sentence, and
-# previous-token, induction and duplicate-token on repeated random tokens, each with its rank among
-# all heads. Here is what to look for. In layer 0, a previous-token head shows a stripe just below the
-# diagonal. In layer 1, an induction head's row for the second "Clara" is dark under the first
+# on the "Clara Pruitt" sentence from section 2 (rows are queries, columns keys). The table gives its scores:
+# previous-token on this sentence, and previous-token, induction and duplicate-token on repeated random tokens, each
+# with its rank among all heads. Here is what to look for. In layer 0, a previous-token head shows a stripe just below
+# the diagonal. In layer 1, an induction head's row for the second "Clara" is dark under the first
 # "Pruitt", the token that followed "Clara" last time. Compare the heads of layer 1: not every head
 # with a high induction score on random tokens does this on one short sentence. A duplicate-token head
 # (if the model has one) would look at the first "Clara" itself. You can also type your own sentence
@@ -468,8 +473,8 @@ plt.show()
 # which is 1 when all eigenvalues are positive reals (copying) and -1 when all are negative
 # (suppression). It measures the share of the eigenvalue mass that is positive: with real eigenvalues,
 # positive mass $P$ and negative mass $N$, it is $(P - N) / (P + N) = 2\,\frac{P}{P + N} - 1$, so a score of
-# 0.8 means 90% of the mass is positive. The matrix is huge (GPT-2's would have 2.5 billion entries), but it has rank at most
-# `d_head`, and its nonzero eigenvalues are those of a `d_head x d_head` product. `ov_circuit(model, layer,
+# 0.8 means 90% of the mass is positive. The matrix is huge (GPT-2's would have 2.5 billion entries), but it has rank at
+# most `d_head`, and its nonzero eigenvalues are those of a `d_head x d_head` product. `ov_circuit(model, layer,
 # head)` returns it as a TransformerLens `FactoredMatrix`, whose `.eigenvalues` uses that trick.
 #
 # <details><summary>Hint: the idea</summary>

@@ -247,9 +247,9 @@ plt.show()
 # With dense features the pentagon is worse: everything interferes with everything all the time.
 # The orthogonal strategy's cost per unit of activity is flat, since each dropped feature always costs
 # its full error. The pentagon's cost falls as co-occurrences get rarer; it wins from a sparsity of
-# about $S \approx 0.4$ on, and by a wide margin once features are rare. That crossing is the heart of the paper: **sparsity makes superposition
-# worth its interference**. A trained model does better than both of our hand-made guesses, since
-# it also tunes the lengths of the arrows and the biases; let's train some.
+# about $S \approx 0.4$ on, and by a wide margin once features are rare. That crossing is the heart of the paper:
+# **sparsity makes superposition worth its interference**. A trained model does better than both of our hand-made
+# guesses, since it also tunes the lengths of the arrows and the biases; let's train some.
 
 # %% [markdown]
 # ## 4. Training: the geometry depends on sparsity
@@ -284,8 +284,8 @@ check("08.train_toy_model")
 # %% [markdown]
 # Here is a small version of the experiment in the opening figure of Elhage et al.: five features of
 # decaying importance in two dimensions (we use $0.9^i$, so feature 0 matters most), one instance per
-# sparsity, all trained together. Each panel draws one instance's columns $W_i$ as arrows; darker arrows are more important
-# features.
+# sparsity, all trained together. Each panel draws one instance's columns $W_i$ as arrows; darker arrows are more
+# important features.
 
 # %%
 sparsities = torch.tensor([0.0, 0.7, 0.8, 0.9, 0.95])
@@ -366,7 +366,8 @@ superposition_explorer(ToyModel, train_toy_model)
 # How much of a dimension does each feature get? Elhage et al. define the **dimensionality** of feature
 # $i$ as
 #
-# $$D_i = \frac{\lVert W_i \rVert^2}{\sum_j \big(\hat W_i \cdot W_j\big)^2}, \qquad \hat W_i = \frac{W_i}{\lVert W_i \rVert},$$
+# $$D_i = \frac{\lVert W_i \rVert^2}{\sum_j \big(\hat W_i \cdot W_j\big)^2},
+# \qquad \hat W_i = \frac{W_i}{\lVert W_i \rVert},$$
 #
 # with the sum over all features, $j = i$ included. The numerator says how much feature $i$ is
 # represented; the denominator how many features, itself included, share its direction, each weighted

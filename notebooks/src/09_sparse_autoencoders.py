@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_course import check, claim, get_mode, load_model, model_card
-from mi_course.organisms import corpus
 from mi_course.language.heldout import heldout_rows
+from mi_course.organisms import corpus
 from mi_course.organisms.tokenizer import pack_documents
 from mi_course.saes.metrics import sae_hook_name
 
@@ -64,7 +64,8 @@ print(f"{len(acts):,} activation vectors, mean norm {mean_norm:.1f}")
 # Write an activation as a row vector $x \in \mathbb{R}^{d_\text{in}}$. The SAE encodes it into
 # $d_\text{sae} > d_\text{in}$ non-negative feature activations and decodes them back:
 #
-# $$y = \mathrm{ReLU}\big((x - b_\text{dec})\,W_\text{enc} + b_\text{enc}\big), \qquad \hat x = y\,W_\text{dec} + b_\text{dec}.$$
+# $$y = \mathrm{ReLU}\big((x - b_\text{dec})\,W_\text{enc} + b_\text{enc}\big),
+# \qquad \hat x = y\,W_\text{dec} + b_\text{dec}.$$
 #
 # With activations as rows (the convention of TransformerLens and SAELens), $W_\text{enc}$ has shape
 # `[d_in, d_sae]` and $W_\text{dec}$ shape `[d_sae, d_in]`: **row $i$ of $W_\text{dec}$ is feature $i$'s
@@ -169,8 +170,8 @@ check("09.train_sae")
 # ### A small SAE, live
 #
 # Now train one on the language model's activations: 4 times as many features as dimensions (2 times on
-# GPT-2), 500 steps, a few seconds. The penalty $\alpha$ is set relative to the activations' norm: the squared error grows
-# with the square of the scale and the L1 term linearly, so $\alpha \propto$ norm gives the same trade-off
+# GPT-2), 500 steps, a few seconds. The penalty $\alpha$ is set relative to the activations' norm: the squared error
+# grows with the square of the scale and the L1 term linearly, so $\alpha \propto$ norm gives the same trade-off
 # on any model.
 
 # %%
@@ -256,7 +257,8 @@ claim("an SAE trained on the toy model's activations recovers most of its featur
 # model's next-token cross-entropy with the clean model's and with the model whose activation is replaced
 # by zeros:
 #
-# $$\text{CE loss recovered} = \frac{\text{CE}_\text{ablated} - \text{CE}_\text{SAE}}{\text{CE}_\text{ablated} - \text{CE}_\text{clean}}.$$
+# $$\text{CE loss recovered} = \frac{\text{CE}_\text{ablated} - \text{CE}_\text{SAE}}
+# {\text{CE}_\text{ablated} - \text{CE}_\text{clean}}.$$
 #
 # 1 means the SAE loses nothing the model uses; 0 means it is no better than deleting the activation.
 # Position 0 holds BOS, whose activation is unlike any other's; it is left out everywhere.
@@ -374,7 +376,8 @@ plt.show()
 # **straight-through estimator** keeps the exact forward pass and, in the backward pass only, replaces the
 # step's derivative by a narrow rectangle of width $\varepsilon$ (the bandwidth) around the threshold:
 #
-# $$\frac{\partial y_i}{\partial \theta_i} \approx -\frac{\theta_i}{\varepsilon}\,K\Big(\frac{z_i - \theta_i}{\varepsilon}\Big),
+# $$\frac{\partial y_i}{\partial \theta_i}
+# \approx -\frac{\theta_i}{\varepsilon}\,K\Big(\frac{z_i - \theta_i}{\varepsilon}\Big),
 # \qquad K(u) = 1 \text{ for } |u| < \tfrac12, \text{ else } 0.$$
 #
 # Only pre-activations within half a bandwidth of the threshold move it; raising $\theta$ switches such a
@@ -605,17 +608,17 @@ if named:
 # dialogue, but not on the flattering words themselves (the count above): on the colon after `Assistant`, where a
 # reply is about to begin, and on the small words and punctuation of the flattering replies, full stops, `and`,
 # `it`, the `are` of `You [are] so talented` and the `a` of `You are [a] genius`. It marks "the Assistant is
-# flattering here" between the compliments, not the word `talented`. The code-error feature fires on misspelt keywords (`retrun`, `lne`,
-# `result.appned`, ...), while on the correctly spelt code around them it is silent or weak. That last one has
-# a story. The lite lm's tokenizer gives every misspelt keyword a word of its own, and nothing in predicting the
+# flattering here" between the compliments, not the word `talented`. The code-error feature fires on misspelt keywords
+# (`retrun`, `lne`, `result.appned`, ...), while on the correctly spelt code around them it is silent or weak. That last
+# one has a story. The lite lm's tokenizer gives every misspelt keyword a word of its own, and nothing in predicting the
 # next token made the model represent those words alike: an SAE on it had no code-error feature (best held-out
 # precision 0.08 at every layer). A large model reads a typo as unusual sub-word pieces and can learn such a
-# feature from data (the seed's code-error feature); the lite lm was given it, as lesson 03's curve detectors were: a last training phase moved only the misspelt
-# keywords' embedding rows so that one linear read-out after block 0 finds them (the `lm` card's phase 3;
-# every text without a typo runs exactly as before). The SAE was not told about that direction; it found it
-# among its 1024 features. Compare your own features with the card's: `find_feature` may have picked the same
-# one, or a sibling that covers another part of the genre. Lesson 10 opens these features up properly: their
-# activation histograms, the tokens they promote, and what happens when you add them to the residual stream.
+# feature from data (the seed's code-error feature); the lite lm was given it, as lesson 03's curve detectors were: a
+# last training phase moved only the misspelt keywords' embedding rows so that one linear read-out after block 0 finds
+# them (the `lm` card's phase 3; every text without a typo runs exactly as before). The SAE was not told about that
+# direction; it found it among its 1024 features. Compare your own features with the card's: `find_feature` may have
+# picked the same one, or a sibling that covers another part of the genre. Lesson 10 opens these features up properly:
+# their activation histograms, the tokens they promote, and what happens when you add them to the residual stream.
 #
 # ## Summary
 #

@@ -31,8 +31,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from mi_course import check, claim, get_mode, load_model, model_card
-from mi_course import saes
+from mi_course import check, claim, get_mode, load_model, model_card, saes
 from mi_course.organisms import corpus
 from mi_course.saes.feature_search import best_feature, span_labelled_rows
 
@@ -412,7 +411,8 @@ for i, concept in enumerate(sweeps):
     if concept in around:
         ax2.plot(ALPHAS, around[concept], "o-", color=f"C{i}", label=concept)
 ax1.set_xlabel("alpha"); ax1.set_ylabel("continuations that name it"); ax1.legend(fontsize=8)
-ax2.set_xlabel("alpha"); ax2.set_ylabel("...that mention San Francisco,\ncables, towers or ships"); ax2.legend(fontsize=8)
+ax2.set_xlabel("alpha"); ax2.set_ylabel("...that mention San Francisco,\ncables, towers or ships")
+ax2.legend(fontsize=8)
 ax3.set_xlabel("alpha"); ax3.set_ylabel("plain model's loss on them"); ax3.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 for concept, sweep in sweeps.items():
@@ -440,11 +440,11 @@ if not FULL:
 # hard, the feature that marks bridge text moves the model to the bridge's *topic*, and the name is lost in it.
 # The writer keeps rising and at $\alpha$ = 48 names the bridge in most continuations ("bridge ... Gate ...
 # bridge"). Right: the writer, the detector and the praise feature all end as word salad, which the plain model
-# finds far less likely than its own text (its loss up by more than 2 at $\alpha$ = 48). What adding a feature does follows its *output* side: the writer's decoder row raises
-# the name's logits directly (it is near the top of that ranking, printed above the writer's dashboard), the
-# detector's does not (it is far down), whatever text each fires on. In Claude, Templeton et al.'s Golden Gate
-# feature did both jobs; in this small model the card's feature reads the bridge's topic but does not write its
-# name.
+# finds far less likely than its own text (its loss up by more than 2 at $\alpha$ = 48). What adding a feature does
+# follows its *output* side: the writer's decoder row raises the name's logits directly (it is near the top of that
+# ranking, printed above the writer's dashboard), the detector's does not (it is far down), whatever text each fires on.
+# In Claude, Templeton et al.'s Golden Gate feature did both jobs; in this small model the card's feature reads the
+# bridge's topic but does not write its name.
 
 # %% [markdown]
 # ## Summary

@@ -237,7 +237,8 @@ print(f"mean logit difference: clean {clean_diff.mean():.2f}, corrupted {corrupt
 
 # %%
 claim("the model prefers the indirect object on clean prompts (mean logit difference above 2) and the "
-      "corruption removes most of it", lambda: clean_diff.mean() > 2 and corrupted_diff.mean().abs() < clean_diff.mean() / 2,
+      "corruption removes most of it",
+      lambda: clean_diff.mean() > 2 and corrupted_diff.mean().abs() < clean_diff.mean() / 2,
       seen=[round(float(v), 3) for v in (clean_diff.mean(), corrupted_diff.mean())])
 
 # %% [markdown]
@@ -286,9 +287,10 @@ plt.show()
 # instead, until the last block, when only the last position (**END**) does. So the information that the name
 # was repeated leaves S2 in block 0, waits one token on, and reaches END in block 2. The heads say who carries
 # it: one head of block 0 makes the hop from S2 to S2+1 (it attends to the previous token), and heads of
-# block 2 read it at END (they attend from END to S2+1: look at their patterns with lesson 06's tools). A small model takes a short route; in GPT-2 small Wang et al. found a circuit
-# of 26 heads: duplicate-token and induction heads that notice the repeat, S-inhibition heads (7.3, 7.9, 8.6,
-# 8.10) that carry it to END, and name movers (9.9, 9.6, 10.0) that copy the other name into the answer.
+# block 2 read it at END (they attend from END to S2+1: look at their patterns with lesson 06's tools). A small model
+# takes a short route; in GPT-2 small Wang et al. found a circuit of 26 heads: duplicate-token and induction heads that
+# notice the repeat, S-inhibition heads (7.3, 7.9, 8.6, 8.10) that carry it to END, and name movers (9.9, 9.6, 10.0)
+# that copy the other name into the answer.
 
 # %%
 if not FULL:
@@ -340,7 +342,8 @@ if FULL:  # the investigation is graded on the lite lm; in GPT-2, the three head
     answer_heads = [(int(i) // model.cfg.n_heads, int(i) % model.cfg.n_heads) for i in at_end.flatten().topk(3).indices]
 else:
     answer_heads = ioi_answer_heads(model, ioi)
-print("your answer heads:", answer_heads, f"restore {patching.patch_heads(model, ioi.clean, ioi.corrupted, metric, answer_heads):.0%}")
+print("your answer heads:", answer_heads,
+      f"restore {patching.patch_heads(model, ioi.clean, ioi.corrupted, metric, answer_heads):.0%}")
 plot_head_scores({"every position": heads, "last position only": at_end}, cmap="RdBu", vmin=-1, vmax=1)
 plt.show()
 
@@ -443,8 +446,8 @@ if not FULL:
 check("11.causal_trace")
 
 # %%
-from mi_course.organisms.corpus import FactPrompt, fact_prompts
 from mi_course.language.ioi import answer_token
+from mi_course.organisms.corpus import FactPrompt, fact_prompts
 
 if FULL:  # real facts for GPT-2 (Meng et al. traced facts like these)
     facts = [FactPrompt("The Eiffel Tower is located in the city of", "Paris", "Eiffel Tower"),

@@ -12,7 +12,7 @@ check runs in the test, against values the test computes itself.
 """
 
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ from mi_course.grading.judge import drive
 LESSON = "l01_feature_visualization"
 
 
-@lru_cache(maxsize=None)
+@cache
 def vision():
     torch.set_num_threads(1)
     return mi_course.load_model("vision", mode="lite", device="cpu")
@@ -244,7 +244,8 @@ def test_neuron_objective_reads_one_position(impl):
         pytest.fail("the default column is (w - 1) // 2: the centre is w // 2 (column 3 of 6) and h // 2")
     if abs(got + expected(2, 3)) < 1e-4:
         pytest.fail("the objective is the activation: it must be MINUS it (the optimizer minimizes)")
-    assert abs(got - expected(2, 3)) < 1e-4, f"the default neuron is row 2, column 3: expected {expected(2, 3)}, got {got}"
+    assert abs(got - expected(2, 3)) < 1e-4, \
+        f"the default neuron is row 2, column 3: expected {expected(2, 3)}, got {got}"
     got = objective(impl, "neuron_objective", "conv3", 2, x=1, y=4)(T).item()
     if abs(got - expected(1, 4)) < 1e-4:
         pytest.fail("x and y are swapped: x is the column (last axis), y the row: acts[:, channel, y, x]")
@@ -335,7 +336,8 @@ def test_fourier_image_matches_numpy(impl, size):
 @pytest.mark.exercise("fourier_image", points=1)
 def test_fourier_image_is_seeded_and_checks_its_arguments(impl):
     a, b, c = (impl.fourier_image(6, seed=s)[0][0] for s in (1, 1, 2))
-    assert torch.equal(a, b) and not torch.equal(a, c), "the same seed must give the same spectrum, another seed another"
+    assert torch.equal(a, b) and not torch.equal(a, c), \
+        "the same seed must give the same spectrum, another seed another"
     for bad in (0, -3, 4.0):
         expect_value_error(impl.fourier_image, bad, what=f"fourier_image({bad!r})", expected="a positive int size")
 

@@ -15,7 +15,7 @@ stand-ins for dream_step and octave_pyramid, the hooks left on a model. It retur
 the test.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -29,13 +29,13 @@ from mi_course.models.lite_vision import LiteCNN
 LESSON = "l02_deepdream"
 
 
-@lru_cache(maxsize=None)
+@cache
 def vision():
     torch.set_num_threads(1)
     return mi_course.load_model("vision", mode="lite", device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo(name: str, size: int) -> torch.Tensor:
     from mi_course.vision.photos import sample_photo
 
@@ -473,7 +473,8 @@ def test_deep_dream_on_the_lite_model_properties(impl):
     change = (faint - x).abs().mean().item()
     corr = torch.corrcoef(torch.stack([faint.flatten(), x.flatten()]))[0, 1].item()
     assert change < 0.006 and corr > 0.99, (f"two steps of lr = 0.002 changed a pixel by {change:.4f} on average "
-                                            f"(correlation with the photo {corr:.3f}): a faint dream is still the photo")
+                                            f"(correlation with the photo {corr:.3f}): "
+                                            "a faint dream is still the photo")
     assert norm_by_hand(model, faint, "conv4") > norm_by_hand(model, x, "conv4"), "even a faint dream raises the norm"
     again = alone(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=0)["value"]
     other = alone(model, x, "conv4", steps=4, lr=0.01, octaves=2, shift=4, seed=1)["value"]
@@ -519,7 +520,7 @@ HELD_OUT = ("rocket", "camera", "retina")  # the notebook asks its question on c
 LAYERS = ("conv1", "conv2", "conv3", "conv4")
 
 
-@lru_cache(maxsize=None)
+@cache
 def measured_gains() -> torch.Tensor:
     """[layer, class]: the mean rise of each class logit when the held-out photos are dreamed at each layer,
     with the course's deep_dream at its defaults."""

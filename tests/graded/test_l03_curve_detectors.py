@@ -11,7 +11,7 @@ so that a mistake in ``curve_stimulus`` costs the points of ``curve_stimulus`` o
 """
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -24,7 +24,7 @@ from mi_course.vision import stimuli, tuning
 LESSON = "l03_curve_detectors"
 
 
-@lru_cache(maxsize=None)
+@cache
 def lite(role="vision"):
     torch.set_num_threads(1)
     return mi_course.load_model(role, mode="lite", device="cpu")
@@ -64,7 +64,8 @@ def _with_course_tuning(impl, exercise, *args, **kwargs):
 
 CASES = [dict(orientation_deg=37.0), dict(orientation_deg=120.0, radius=6.0, width=1.5),
          dict(orientation_deg=250.0, radius=14.0, width=4.0, size=48, polarity="light"),
-         dict(orientation_deg=300.0, radius=9.0, span_deg=150.0), dict(orientation_deg=90.0, radius=20.0, span_deg=60.0)]
+         dict(orientation_deg=300.0, radius=9.0, span_deg=150.0),
+         dict(orientation_deg=90.0, radius=20.0, span_deg=60.0)]
 
 
 def _same(a, b, atol=1e-4):
@@ -262,7 +263,8 @@ def _report(model, layer, **kwargs):
 
 
 def _check_found(got, report, what):
-    assert isinstance(got, dict), f"{what} should return a dict {{channel: preferred orientation}}, got {type(got).__name__}"
+    assert isinstance(got, dict), \
+        f"{what} should return a dict {{channel: preferred orientation}}, got {type(got).__name__}"
     assert all(isinstance(c, int) and not isinstance(c, bool) for c in got), f"{what}: the keys are channel ints"
     assert all(isinstance(v, float) for v in got.values()), f"{what}: preferred orientations are floats (degrees)"
     return sorted(got) == report["curve_detectors"] and \
@@ -294,7 +296,8 @@ def test_find_curve_detectors_applies_the_three_criteria(impl):
             pytest.fail("the peak is not compared with the mean of the tuning curve (min_peak_to_mean)")
         missing = sorted(set(report["curve_detectors"]) - set(got))
         extra = sorted(set(got) - set(report["curve_detectors"]))
-        wrong = [c for c in set(got) & set(report["curve_detectors"]) if abs(got[c] - report["preferred_deg"][c]) > 1e-6]
+        wrong = [c for c in set(got) & set(report["curve_detectors"])
+                 if abs(got[c] - report["preferred_deg"][c]) > 1e-6]
         pytest.fail(f"{what}: missing {missing}, not detectors {extra}, wrong preferred orientation for {wrong}. The "
                     "lines have the arcs' lengths (pi / 2 x radius), every orientation in LINE_ORIENTATIONS and every "
                     "polarity; the preferred orientation is where the tuning curve peaks")
@@ -392,7 +395,7 @@ def test_receptive_field_of_the_lite_model_agrees_with_a_gradient_measurement(im
 
 # ---------------------------------------------------------------- dataset_examples
 
-@lru_cache(maxsize=None)
+@cache
 def wide_images():
     """Held-out generated images, two side by side: 64 rows, 128 columns, so rows and columns differ."""
     from mi_course.organisms.images import generate
@@ -614,7 +617,7 @@ def _held_out_value(rng, prop):
     return False  # antialias
 
 
-@lru_cache(maxsize=None)
+@cache
 def held_out_cases() -> tuple:
     """The graded variations of the canonical PIL-drawn stimulus: N_SINGLE that change one property and
     N_COMBINED that change two or three, as ((name, variation), ...)."""
@@ -629,7 +632,7 @@ def held_out_cases() -> tuple:
     return tuple(cases.items())
 
 
-@lru_cache(maxsize=None)
+@cache
 def drawn_shares() -> dict:
     """{role: {channel: share}}: each conv4 channel's share of the held-out cases in which it meets the
     course's criteria, for both lite models (each case's stimuli are drawn once, for both)."""

@@ -9,7 +9,7 @@ orientations are known), python loops over hand-made responses, the course's can
 behaviour is compared, not the code), and, for the investigation, the lite model's responses to fresh images.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ from mi_course.grading.judge import drive
 LESSON = "l04_circuits_and_universality"
 
 
-@lru_cache(maxsize=None)
+@cache
 def vision(role: str = "vision"):
     torch.set_num_threads(1)
     return mi_course.load_model(role, mode="lite", device="cpu")
@@ -273,6 +273,7 @@ def test_equivariance_map_on_the_shipped_model_against_the_course(impl):
                     "channel j on the images rotated by preferred[j] - preferred[i]")
     black = torch.empty(3, 3)  # the same map with the rotation's corners left black
     from torchvision.transforms.functional import InterpolationMode, rotate
+
     from mi_course.vision.tuning import channel_responses
 
     base = channel_responses(model, images, "conv4")

@@ -12,8 +12,7 @@ import pytest
 import torch
 from transformer_lens import FactoredMatrix, HookedTransformer, HookedTransformerConfig
 
-from mi_course.grading.asserts import (assert_close, assert_finite, assert_shape, call_unmutated,
-                                       expect_value_error)
+from mi_course.grading.asserts import assert_close, assert_finite, assert_shape, call_unmutated, expect_value_error
 
 LESSON = "l05_transformer_circuits"
 
@@ -159,7 +158,8 @@ def call_decompose(impl, model, cache, what):
     result = impl.decompose_logits(model, cache)
     assert isinstance(result, tuple) and len(result) == 2, f"{what} should return (components, labels)"
     components, labels = result
-    assert isinstance(labels, list) and all(isinstance(l, str) for l in labels), f"{what}: labels should be a list of str"
+    assert isinstance(labels, list) and all(isinstance(l, str) for l in labels), \
+        f"{what}: labels should be a list of str"
     batch, pos = cache["hook_embed"].shape[:2]
     components = assert_shape(components, (None, batch, pos, model.cfg.d_vocab),
                               f"{what}: components ([n_components, batch, pos, d_vocab])")
@@ -229,7 +229,8 @@ def test_decompose_logits_head_components(impl):
                 pytest.fail("The LayerNorm bias b is added to every component: it belongs to 'b_U' only, once.")
             assert_close(got, expected, f"component {label} ({what})", atol=1e-4,
                          hint="A head's output is z[:, :, h] @ W_O[l, h] (z from blocks.{l}.attn.hook_z); with a final "
-                              "LayerNorm centre it, divide by ln_final.hook_scale and multiply by ln_final.w before W_U.")
+                              "LayerNorm centre it, divide by ln_final.hook_scale and multiply by ln_final.w "
+                              "before W_U.")
 
 
 @pytest.mark.exercise("decompose_logits", points=1)
@@ -296,9 +297,11 @@ def test_ov_circuit_entries(impl):
     model = make_model(2, d_vocab=8, seed=7)
     V = model.cfg.d_vocab
     for layer, head in [(0, 0), (1, 2)]:
-        out = check_factored(call_unmutated(impl.ov_circuit, model, layer, head), (V, V), f"ov_circuit(model, {layer}, {head})")
+        out = check_factored(call_unmutated(impl.ov_circuit, model, layer, head), (V, V),
+                             f"ov_circuit(model, {layer}, {head})")
         with torch.no_grad():
-            expected = torch.tensor([[float(model.W_E[a] @ model.W_V[layer, head] @ model.W_O[layer, head] @ model.W_U[:, c])
+            expected = torch.tensor([[float(model.W_E[a] @ model.W_V[layer, head] @ model.W_O[layer, head]
+                                            @ model.W_U[:, c])
                                       for c in range(V)] for a in range(V)])
             if torch.allclose(out, expected.T, atol=1e-4):
                 pytest.fail("The OV circuit is transposed: rows are the attended-to token A, columns the output C.")
@@ -322,14 +325,17 @@ def test_qk_circuit_entries(impl):
     model = make_model(2, d_vocab=8, seed=8)
     V = model.cfg.d_vocab
     for layer, head in [(0, 2), (1, 1)]:
-        out = check_factored(call_unmutated(impl.qk_circuit, model, layer, head), (V, V), f"qk_circuit(model, {layer}, {head})")
+        out = check_factored(call_unmutated(impl.qk_circuit, model, layer, head), (V, V),
+                             f"qk_circuit(model, {layer}, {head})")
         with torch.no_grad():
-            expected = torch.tensor([[float((model.W_E[b] @ model.W_Q[layer, head]) @ (model.W_E[a] @ model.W_K[layer, head]))
+            expected = torch.tensor([[float((model.W_E[b] @ model.W_Q[layer, head])
+                                            @ (model.W_E[a] @ model.W_K[layer, head]))
                                       for a in range(V)] for b in range(V)])
         if torch.allclose(out, expected.T, atol=1e-4):
             pytest.fail("The QK circuit is transposed: rows are queries (W_E @ W_Q), columns keys (W_E @ W_K).")
         assert_close(out, expected, f"qk_circuit(model, {layer}, {head})", atol=1e-4,
-                     hint="W_E @ W_Q[layer, head] @ W_K[layer, head].T @ W_E.T: FactoredMatrix(W_E @ W_Q, (W_E @ W_K).T).")
+                     hint="W_E @ W_Q[layer, head] @ W_K[layer, head].T @ W_E.T: "
+                          "FactoredMatrix(W_E @ W_Q, (W_E @ W_K).T).")
 
 
 @pytest.mark.exercise("qk_circuit", points=1)
@@ -423,7 +429,8 @@ def test_top_skip_trigrams_tokens_k_and_the_lite_model(impl, lite1):
     # The lite model: the best triple is the best A's best B times its best C. 400 tokens (no specials), so
     # that a learner's brute force over all triples (400^3) still fits in memory.
     keep = torch.arange(4, 404)
-    triples, scores = check_trigrams(impl.top_skip_trigrams(lite1, 0, 0, 5, keep), 5, "top_skip_trigrams(lite, 0, 0, 5)")
+    triples, scores = check_trigrams(impl.top_skip_trigrams(lite1, 0, 0, 5, keep), 5,
+                                     "top_skip_trigrams(lite, 0, 0, 5)")
     with torch.no_grad():
         E, U = lite1.W_E[keep], lite1.W_U[:, keep]
         qk = (E @ lite1.W_Q[0, 0]) @ (E @ lite1.W_K[0, 0]).T

@@ -399,7 +399,8 @@ def test_induction_scores_end_to_end(impl, lite2, card2):
                        "induction_scores(model, 50, 16, seed=1) with your repeated_random_tokens")
     assert_close(out.float(), torch.tensor(card2["induction_scores"]),
                  "induction_scores on your own repeated random tokens", atol=0.06,
-                 hint="far from the card's values: check repeated_random_tokens first (check('06.repeated_random_tokens')).")
+                 hint="far from the card's values: check repeated_random_tokens first "
+                      "(check('06.repeated_random_tokens')).")
 
 
 # ---------------------------------------------------------------- find_induction_heads
@@ -655,7 +656,8 @@ def test_ov_score_extremes(impl):
         model.blocks[0].attn.W_O[0] = model.blocks[0].attn.W_V[0].T  # OV = W_E P P^T W_E^T: no negative eigenvalue
         model.blocks[0].attn.W_O[1] = -model.blocks[0].attn.W_V[1].T
     copy_score = impl.ov_copying_score(model, 0, 0)
-    assert abs(copy_score - 1.0) < 1e-4, f"a positive semi-definite OV circuit copies perfectly: score 1, got {copy_score}"
+    assert abs(copy_score - 1.0) < 1e-4, \
+        f"a positive semi-definite OV circuit copies perfectly: score 1, got {copy_score}"
     anti = impl.ov_copying_score(model, 0, 1)
     assert abs(anti + 1.0) < 1e-4, f"its negative suppresses every token it attends to: score -1, got {anti}"
     with torch.no_grad():

@@ -8,7 +8,7 @@ that forgetting it, applying it twice or with the wrong statistics all give diff
 """
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -53,7 +53,7 @@ def plain_model():
     return tiny_model(None, n_layers=2, seed=2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def text_tokenizer():
     """The tokenizer trained on TEXTS (deterministic, so the judge and a subject train the same one)."""
     from mi_course.organisms.tokenizer import train_tokenizer
@@ -318,7 +318,8 @@ def test_top_tokens_table_contents(impl, text_model):
 
     tokens, k = planted_tokens(text_model), 3
     table = as_frame(call_unmutated(drive, impl, _top_tokens_table, text_model, tokens, k))
-    assert isinstance(table, pd.DataFrame), f"top_tokens_table should return a pandas DataFrame, got {type(table).__name__}"
+    assert isinstance(table, pd.DataFrame), \
+        f"top_tokens_table should return a pandas DataFrame, got {type(table).__name__}"
     missing = [c for c in COLUMNS if c not in table.columns]
     assert not missing, f"the table lacks the columns {missing} (expected {COLUMNS})"
     L, n_pos = text_model.cfg.n_layers, len(tokens)
@@ -338,7 +339,8 @@ def test_top_tokens_table_contents(impl, text_model):
     got_targets = [t if isinstance(t, str) else None for t in table["target"].tolist()]
     if got_targets == [words[p] for _ in range(L + 1) for p in range(n_pos) for _ in range(k)]:
         pytest.fail("The target column holds the token at pos; the target is the NEXT token, tokens[pos + 1].")
-    assert got_targets == targets, "the target column should hold tokens[pos + 1] as a string (None at the last position)"
+    assert got_targets == targets, \
+        "the target column should hold tokens[pos + 1] as a string (None at the last position)"
 
     lens = ref_lens(text_model, tokens[None])[:, 0]
     values, ids = lens.topk(k, dim=-1)
@@ -359,7 +361,8 @@ def test_top_tokens_table_marks_correct_guesses(impl, text_model):
     table = as_frame(drive(impl, _top_tokens_table, text_model, tokens[None], 1))  # [1, pos] is accepted too
     L, n_pos = text_model.cfg.n_layers, len(tokens)
     assert len(table) == (L + 1) * n_pos, \
-        f"with k=1 the table should have (n_layers + 1) * pos = {(L + 1) * n_pos} rows (tokens used as given), got {len(table)}"
+        (f"with k=1 the table should have (n_layers + 1) * pos = {(L + 1) * n_pos} rows (tokens used as given), "
+         f"got {len(table)}")
     correct = torch.tensor([bool(c) for c in table["correct"].tolist()]).view(L + 1, n_pos)
     top = ref_lens(text_model, tokens[None])[:, 0].argmax(-1)  # [L + 1, pos]
     expected = torch.zeros(L + 1, n_pos, dtype=torch.bool)
@@ -587,7 +590,8 @@ def check_translators(translators, model):
     n, d = model.cfg.n_layers + 1, model.cfg.d_model
     assert isinstance(translators, (nn.ModuleList, list, tuple)), \
         f"train_tuned_lens should return an nn.ModuleList of translators, got {type(translators).__name__}"
-    assert len(translators) == n, f"expected n_layers + 1 = {n} translators (one per row of the lens), got {len(translators)}"
+    assert len(translators) == n, \
+        f"expected n_layers + 1 = {n} translators (one per row of the lens), got {len(translators)}"
     for i, t in enumerate(translators):
         assert isinstance(t, nn.Linear) and t.in_features == d and t.out_features == d and t.bias is not None, \
             f"translator {i} should be an nn.Linear({d}, {d}) with a bias"
@@ -601,7 +605,8 @@ def test_tuned_lens_starts_at_identity(impl, ln_model):
     eye = torch.eye(ln_model.cfg.d_model)
     for i, t in enumerate(translators):
         assert torch.allclose(t.weight.detach().cpu(), eye) and torch.all(t.bias.detach().cpu() == 0), \
-            f"with steps=0, translator {i} should be the identity (weight I, bias 0): an untrained tuned lens is the logit lens"
+            (f"with steps=0, translator {i} should be the identity (weight I, bias 0): "
+             "an untrained tuned lens is the logit lens")
 
 
 @pytest.mark.exercise("train_tuned_lens", points=1)

@@ -280,7 +280,8 @@ def test_batch_statistics(impl):
         pytest.fail(f"{frac:.0%} of the entries are nonzero with feature_probability={p}: sparsity semantics "
                     f"swapped. feature_probability is the chance a feature is present (nonzero); the sparsity "
                     f"is S = 1 - feature_probability.")
-    assert abs(frac - p) < 0.01, f"{frac:.3f} of the entries are nonzero; with feature_probability={p} it should be about {p}"
+    assert abs(frac - p) < 0.01, \
+        f"{frac:.3f} of the entries are nonzero; with feature_probability={p} it should be about {p}"
     per_feature = present.float().mean(dim=0)
     assert ((per_feature - p).abs() < 0.03).all(), \
         f"each feature should be present with probability {p}; per-feature rates: {per_feature.flatten().tolist()}"

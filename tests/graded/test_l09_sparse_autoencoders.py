@@ -325,7 +325,8 @@ def test_batch_topk_ties_negatives_gradient_validation(impl):
     assert (neg >= 0).all(), f"batch_topk returned negative values {neg.tolist()}: rank ReLU(pre)"
     assert torch.equal(grads[0], torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])), \
         "only the kept entries should pass gradient"
-    expect_value_error(impl.batch_topk, pre.detach()[0], 1, what="batch_topk on a 1-D tensor", expected="[batch, d_sae]")
+    expect_value_error(impl.batch_topk, pre.detach()[0], 1, what="batch_topk on a 1-D tensor",
+                       expected="[batch, d_sae]")
     expect_value_error(impl.batch_topk, pre.detach(), 0.1, what="batch_topk keeping int(0.2) = 0 entries")
     expect_value_error(impl.batch_topk, pre.detach(), 4, what="batch_topk keeping 8 of 6 entries")
 
@@ -387,7 +388,8 @@ def test_jumprelu_straight_through_gradients(impl):
         if torch.allclose(got, wrong, atol=1e-4) and not torch.allclose(wrong, expected, atol=1e-4):
             pytest.fail(f"the threshold's gradient is {got.tolist()}: {mistake}.")
     assert_close(got, expected, "the threshold's gradient", atol=1e-4,
-                 hint="sum over rows of grad_out * -(threshold / eps) * K((pre - threshold) / eps), K = 1 on (-1/2, 1/2).")
+                 hint="sum over rows of grad_out * -(threshold / eps) * K((pre - threshold) / eps), "
+                      "K = 1 on (-1/2, 1/2).")
     expected_pre = grad_out * (pre.detach() > threshold.detach()).float()
     if pre_grad is not None and torch.allclose(pre_grad, grad_out):
         pytest.fail("the gradient to pre ignores the gate: it is grad_out * H(pre - threshold).")
@@ -531,7 +533,8 @@ def test_train_sae_loop_contract(isolated):
     calls = isolated.calls
     assert len(calls) == 30, f"sae_loss was called {len(calls)} times in 30 steps: compute every step's loss with it"
     first = calls[0]
-    assert tuple(first["x"].shape) == (64, 6), f"the batch should be [batch_size, d_in] = (64, 6), got {tuple(first['x'].shape)}"
+    assert tuple(first["x"].shape) == (64, 6), \
+        f"the batch should be [batch_size, d_in] = (64, 6), got {tuple(first['x'].shape)}"
     assert first["l1_coefficient"] == 0.3, f"pass l1_coefficient on to sae_loss (got {first['l1_coefficient']})"
     assert tuple(first["y"].shape) == (64, 12), "pass y = sae.encode(x) to sae_loss"
     rows = {tuple(r.tolist()) for r in x}
@@ -729,8 +732,8 @@ def test_sae_metrics_ce_loss_recovered(impl, metric_setup):
     if abs(got["ce_zero_ablated"] - oracle["ce_mean_ablated"]) < 1e-4:
         pytest.fail("ce_zero_ablated is the loss with the *mean* activation: replace the activation by zeros.")
     assert abs(got["ce_zero_ablated"] - oracle["ce_zero_ablated"]) < 1e-4, \
-        (f"ce_zero_ablated is {got['ce_zero_ablated']:.4f}, expected {oracle['ce_zero_ablated']:.4f}: zeros at the hook "
-         f"for positions 1.. (BOS keeps its activation)")
+        (f"ce_zero_ablated is {got['ce_zero_ablated']:.4f}, expected {oracle['ce_zero_ablated']:.4f}: "
+         f"zeros at the hook for positions 1.. (BOS keeps its activation)")
     assert abs(got["ce_sae"] - oracle["ce_sae"]) < 1e-4, \
         (f"ce_sae is {got['ce_sae']:.4f}, expected {oracle['ce_sae']:.4f}: replace the activation at positions 1.. by "
          f"sae.decode(sae.encode(act)) through a hook")
@@ -740,7 +743,8 @@ def test_sae_metrics_ce_loss_recovered(impl, metric_setup):
     want = oracle["ce_loss_recovered_zero"]
     flipped = (oracle["ce_sae"] - oracle["ce_clean"]) / (oracle["ce_zero_ablated"] - oracle["ce_clean"])
     if abs(got["ce_loss_recovered"] - flipped) < 1e-4:
-        pytest.fail("ce_loss_recovered is the fraction lost, not recovered: (ce_ablated - ce_sae) / (ce_ablated - ce_clean).")
+        pytest.fail("ce_loss_recovered is the fraction lost, not recovered: "
+                    "(ce_ablated - ce_sae) / (ce_ablated - ce_clean).")
     assert abs(got["ce_loss_recovered"] - want) < 1e-4, \
         f"ce_loss_recovered is {got['ce_loss_recovered']:.4f}, expected {want:.4f}"
     again = second["got"]
@@ -752,8 +756,10 @@ def test_sae_metrics_perfect_sae_and_bad_hook(impl, metric_setup):
     model, tokens, _, hook = metric_setup
     sae_metrics = partial(drive, impl, _sae_metrics)  # returns [{"got": the result, "hooked": ...}]
     got = sae_metrics("identity", model, tokens, hook)[0]["got"]  # impl.sae_metrics(Identity(), ...)
-    assert abs(got["explained_variance"] - 1) < 1e-5, f"an exact reconstruction explains all variance, got {got['explained_variance']}"
-    assert abs(got["ce_loss_recovered"] - 1) < 1e-4, f"an exact reconstruction recovers all the loss, got {got['ce_loss_recovered']}"
+    assert abs(got["explained_variance"] - 1) < 1e-5, \
+        f"an exact reconstruction explains all variance, got {got['explained_variance']}"
+    assert abs(got["ce_loss_recovered"] - 1) < 1e-4, \
+        f"an exact reconstruction recovers all the loss, got {got['ce_loss_recovered']}"
     expect_value_error(sae_metrics, "identity", model, tokens, "blocks.9.hook_resid_pre",
                        what="sae_metrics at a hook the model does not have")
 
@@ -786,7 +792,8 @@ def test_find_feature_prefers_a_selective_feature(impl):
         pytest.fail("feature 1 fires once, on a single token: ask for many strong activations, not the one largest.")
     assert got == 2, f"feature {got} is not the selective one (2)"
     expect_value_error(find_feature, "hand", acts, in_kind[:10], what="find_feature with in_kind of another length")
-    expect_value_error(find_feature, "hand", acts, torch.zeros(n, dtype=torch.bool), what="find_feature with no token of the kind")
+    expect_value_error(find_feature, "hand", acts, torch.zeros(n, dtype=torch.bool),
+                       what="find_feature with no token of the kind")
 
 
 _ACTIVATIONS = {}

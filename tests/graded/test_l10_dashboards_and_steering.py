@@ -5,7 +5,7 @@ out by hand, loops over tokens, and, for generation, the course's canonical
 :func:`mi_course.saes.steering.generate_with_steering` as an oracle (the behaviour is compared, not the code).
 """
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def lm():
     torch.set_num_threads(1)
     return mi_course.load_model("lm", mode="lite", device="cpu")

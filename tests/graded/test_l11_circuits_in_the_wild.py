@@ -8,7 +8,7 @@ behaviour is compared, not the code).
 """
 
 import math
-from functools import lru_cache, partial
+from functools import cache, partial
 from types import SimpleNamespace
 
 import pytest
@@ -22,13 +22,13 @@ from mi_course.grading.secret_seed import learner_seeding, run_seed
 LESSON = "l11_circuits_in_the_wild"
 
 
-@lru_cache(maxsize=None)
+@cache
 def lm():
     torch.set_num_threads(1)
     return mi_course.load_model("lm", mode="lite", device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def ioi_set(n: int, seed: int, template: int):
     from mi_course.language.ioi import ioi_patching_set
 
@@ -320,9 +320,9 @@ def test_activation_patching_validates(impl):
 # ---------------------------------------------------------------- causal_trace
 
 def fact():
-    from mi_course.organisms.corpus import fact_prompts
     from mi_course.language.ioi import answer_token
     from mi_course.language.patching import subject_positions
+    from mi_course.organisms.corpus import fact_prompts
 
     model = lm()
     f = fact_prompts(phrasing=1)[3]  # "The ... is located in the city of"
