@@ -99,8 +99,12 @@ def cmd_run(args) -> int:
         return result
 
     try:  # each notebook runs in a kernel process of its own: --jobs N runs N of them at once
+        paths = notebook_paths(args.notebooks)
+        # with several at once, the later lessons (the larger models, the longest runs) start first
+        order = reversed(range(len(paths))) if args.jobs > 1 else range(len(paths))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            results = list(pool.map(run_one, notebook_paths(args.notebooks)))
+            futures = {i: pool.submit(run_one, paths[i]) for i in order}
+            results = [futures[i].result() for i in range(len(paths))]  # reported in the lessons' order
     finally:
         if dry_run_before is None:
             os.environ.pop(DRY_RUN_ENV, None)
